@@ -1,0 +1,22 @@
+"""The predictive-coding core: energy, value nodes, graphs, inference, local learning."""
+
+from .errors import NodeShapeError, NonFiniteEnergyError, PCError, UnknownNodeError
+from .graph import EnergyGraph, NodeSpec
+from .inference import Relaxation
+from .learning import ALGORITHMS, StepRecord
+from .network import PCNetwork
+from .precision import Precision
+
+__all__ = [
+    "ALGORITHMS",
+    "EnergyGraph",
+    "NodeShapeError",
+    "NodeSpec",
+    "NonFiniteEnergyError",
+    "PCError",
+    "PCNetwork",
+    "Precision",
+    "Relaxation",
+    "StepRecord",
+    "UnknownNodeError",
+]

@@ -1,0 +1,246 @@
+"""Local learning: the weight step of each PC algorithm, written into ``.grad``."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from .graph import EnergyGraph, State
+from .inference import NodeOptimizer, Relaxation, _parent_feedback, local_forward, relax, relax_fixed_prediction
+
+Algorithm = Literal["il", "fpa", "exact", "ipc"]
+ALGORITHMS: tuple[str, ...] = ("il", "fpa", "exact", "ipc")
+
+
+def check_algorithm(algorithm: str) -> None:
+    """Raise a ``ValueError`` that lists the algorithms if ``algorithm`` is not one of them."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {list(ALGORITHMS)}")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one PC learning step did: the batch-mean energy per inference step and the count."""
+
+    algorithm: str
+    energy: list[float]
+    steps: int
+    converged: bool
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Inference settings of a learning step."""
+
+    algorithm: str
+    steps: int
+    x_lr: float
+    tol: float | None = None
+    node_optimizer: NodeOptimizer | None = None
+
+
+def learnable_parameters(graph: EnergyGraph) -> list[nn.Parameter]:
+    """Parameters that the PC weight step updates (predictions and learnable precisions)."""
+    return [p for p in graph.parameters() if p.requires_grad]
+
+
+def _weight_gradients(
+    graph: EnergyGraph, relaxation: Relaxation, params: list[nn.Parameter]
+) -> list[Tensor | None]:
+    """Gradient of the batch-mean energy over the parameters, node values held fixed."""
+    state = relaxation.state
+    names = graph.energy_nodes(state)
+    if not names or not params:
+        return [None] * len(params)
+    energy = torch.stack(
+        [graph.node_energy(n, state.values[n], relaxation.mus[n], state).sum() for n in names]
+    ).sum() / state.batch
+    if not energy.requires_grad:
+        return [None] * len(params)
+    return list(torch.autograd.grad(energy, params, allow_unused=True))
+
+
+def _exact_sweep(
+    graph: EnergyGraph, state: State, params: list[nn.Parameter]
+) -> tuple[list[Tensor | None], Relaxation]:
+    """Z-IL: errors settle one level per inference step; each level's weights update then.
+
+    At step ``l`` the nodes ``l`` edges from the output receive their final error (the
+    fixed-prediction equilibrium with unit step) and their prediction's weights take their
+    update from it, in one backward pass over that level's local graphs.
+    """
+    local = local_forward(graph, state)
+    mus = {n: mu.detach() for n, (_, mu) in local.items()}
+    names = graph.energy_nodes(state)
+    inferred = set(state.inferred())
+    start = _mean_energy(graph, state, mus, names)
+    levels = graph.levels
+    feedback: dict[str, Tensor] = {}
+    totals: list[Tensor | None] = [None] * len(params)
+    for level in range(graph.depth + 1):
+        group = [n for n in names if levels[n] == level]
+        signals: dict[str, Tensor] = {}
+        with torch.no_grad():
+            for name in group:
+                own = graph.signal(name, state.values[name], mus[name], state)
+                if name in inferred:
+                    settled = feedback.pop(name, torch.zeros_like(own))
+                    mask = state.infer_mask[name]
+                    if mask is not None and graph.precisions[name].kind == "full":
+                        raise ValueError(
+                            f"node {graph.describe(name)}: 'exact' with missing entries needs a "
+                            "scalar or diagonal precision"
+                        )
+                    signal = settled if mask is None else torch.where(mask, settled, own)
+                    eps = graph.precisions[name].solve(signal)
+                    state.values[name] = mus[name] + eps if mask is None else torch.where(
+                        mask, mus[name] + eps, state.values[name]
+                    )
+                    signals[name] = signal
+                else:
+                    signals[name] = own
+        if not signals:
+            continue
+        outputs = [local[n][1] for n in signals]
+        leaves, owners = [], []
+        for name in signals:
+            for parent, leaf in zip(graph.specs[name].parents, local[name][0]):
+                if leaf.requires_grad:
+                    leaves.append(leaf)
+                    owners.append(parent)
+        grads = torch.autograd.grad(
+            outputs, leaves + list(params), list(signals.values()), allow_unused=True
+        )
+        for owner, grad in zip(owners, grads[: len(leaves)]):
+            if grad is not None:
+                feedback[owner] = feedback[owner] + grad if owner in feedback else grad
+        for i, grad in enumerate(grads[len(leaves):]):
+            if grad is not None:
+                scaled = grad * (-1.0 / state.batch)
+                totals[i] = scaled if totals[i] is None else totals[i] + scaled
+    precision_grads = _precision_gradients(graph, state, mus, names, params)
+    for i, grad in enumerate(precision_grads):
+        if grad is not None:
+            totals[i] = grad if totals[i] is None else totals[i] + grad
+    graph.fill_sinks(state, mus)
+    end = _mean_energy(graph, state, mus, names)
+    relaxation = Relaxation(state, mus, [start, end], graph.depth, True, local)
+    return totals, relaxation
+
+
+def _mean_energy(graph: EnergyGraph, state: State, mus: dict[str, Tensor], names: list[str]) -> Tensor:
+    with torch.no_grad():
+        if not names:
+            return torch.zeros(())
+        return torch.stack(
+            [graph.node_energy(n, state.values[n], mus[n], state).sum() for n in names]
+        ).sum() / state.batch
+
+
+def _precision_gradients(
+    graph: EnergyGraph, state: State, mus: dict[str, Tensor], names: list[str], params: list[nn.Parameter]
+) -> list[Tensor | None]:
+    learnable = [n for n in names if graph.precisions[n].learnable]
+    if not learnable:
+        return [None] * len(params)
+    energy = torch.stack(
+        [graph.node_energy(n, state.values[n], mus[n], state).sum() for n in learnable]
+    ).sum() / state.batch
+    return list(torch.autograd.grad(energy, params, allow_unused=True))
+
+
+def pc_gradients(
+    graph: EnergyGraph, state: State, settings: Settings
+) -> tuple[list[Tensor | None], Relaxation]:
+    """The PC update of every learnable parameter (as a gradient to descend) and the inference.
+
+    Touches neither ``.grad`` nor the parameters. Not defined for ``"ipc"``, whose weight steps
+    are interleaved with inference.
+    """
+    check_algorithm(settings.algorithm)
+    params = learnable_parameters(graph)
+    if settings.algorithm == "exact":
+        return _exact_sweep(graph, state, params)
+    if settings.algorithm == "fpa":
+        if not graph.is_acyclic:
+            raise ValueError("algorithm 'fpa' needs an acyclic graph; use 'il' or 'ipc' on graphs with cycles")
+        relaxation = relax_fixed_prediction(graph, state, settings.steps, settings.x_lr, settings.tol)
+        relaxation.mus = {n: mu for n, (_, mu) in relaxation.local_graphs.items()}
+    elif settings.algorithm == "il":
+        graph.initialise(state)
+        relaxation = relax(
+            graph, state, settings.steps, settings.x_lr, settings.tol,
+            settings.node_optimizer, keep_final_graph=True,
+        )
+    else:
+        raise ValueError("'ipc' updates weights during inference; it has no single PC update")
+    return _weight_gradients(graph, relaxation, params), relaxation
+
+
+def _write_gradients(params: list[nn.Parameter], grads: list[Tensor | None]) -> None:
+    for param, grad in zip(params, grads):
+        if grad is not None and not bool(torch.isfinite(grad).all()):
+            raise FloatingPointError(
+                "the PC update is not finite; parameters were left unchanged. "
+                "Lower the inference step size or check the data."
+            )
+    for param, grad in zip(params, grads):
+        param.grad = torch.zeros_like(param) if grad is None else grad.detach()
+
+
+def train_step(
+    graph: EnergyGraph,
+    state: State,
+    settings: Settings,
+    optimizer: torch.optim.Optimizer | None,
+) -> StepRecord:
+    """One PC learning step: relax, then write the local update into ``.grad`` and step.
+
+    With ``optimizer=None`` the update is only written into ``.grad``. If inference fails
+    (non-finite energy) an exception is raised and the parameters are left as they were.
+    """
+    check_algorithm(settings.algorithm)
+    if settings.algorithm == "ipc":
+        return _ipc_step(graph, state, settings, optimizer)
+    params = learnable_parameters(graph)
+    grads, relaxation = pc_gradients(graph, state, settings)
+    _write_gradients(params, grads)
+    if optimizer is not None:
+        optimizer.step()
+    return StepRecord(settings.algorithm, relaxation.energy, relaxation.steps, relaxation.converged)
+
+
+def _ipc_step(
+    graph: EnergyGraph,
+    state: State,
+    settings: Settings,
+    optimizer: torch.optim.Optimizer | None,
+) -> StepRecord:
+    """Incremental PC: a weight step after every inference step; rolled back on failure."""
+    if optimizer is None:
+        raise ValueError("algorithm 'ipc' takes a weight step at every inference step: pass an optimizer")
+    params = learnable_parameters(graph)
+    saved_params = [p.detach().clone() for p in params]
+    saved_optimizer = copy.deepcopy(optimizer.state_dict())
+
+    def weight_step(grads: list[Tensor | None]) -> None:
+        _write_gradients(params, [None if g is None else g / state.batch for g in grads])
+        optimizer.step()
+
+    graph.initialise(state)
+    try:
+        relaxation = relax(
+            graph, state, settings.steps, settings.x_lr, settings.tol,
+            settings.node_optimizer, weight_hook=weight_step, params=params,
+        )
+    except (FloatingPointError, RuntimeError):
+        with torch.no_grad():
+            for param, saved in zip(params, saved_params):
+                param.copy_(saved)
+        optimizer.load_state_dict(saved_optimizer)
+        raise
+    return StepRecord("ipc", relaxation.energy, relaxation.steps, relaxation.converged)

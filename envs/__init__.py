@@ -19,6 +19,7 @@ from typing import Any
 
 from gymnasium.envs.registration import register, registry
 
+from .spaces import NaNBox
 from .wrappers import ActionDelay, ActionNoise, MaskObservation, ObservationDelay, ObservationNoise, SensorDropout
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ObservationDelay",
     "ActionDelay",
     "ActionNoise",
+    "NaNBox",
 ]
 
 # id -> (module, class, max_episode_steps)

@@ -5,6 +5,7 @@ from .graph import EnergyGraph, NodeSpec
 from .inference import Relaxation
 from .learning import ALGORITHMS, StepRecord
 from .network import PCNetwork
+from .pcgraph import PCGraph
 from .precision import Precision
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "NodeSpec",
     "NonFiniteEnergyError",
     "PCError",
+    "PCGraph",
     "PCNetwork",
     "Precision",
     "Relaxation",

@@ -163,11 +163,13 @@ def pc_gradients(
     """
     check_algorithm(settings.algorithm)
     params = learnable_parameters(graph)
+    if settings.algorithm in ("fpa", "exact") and not graph.is_acyclic:
+        raise ValueError(
+            f"algorithm {settings.algorithm!r} needs an acyclic graph; use 'il' or 'ipc' on graphs with cycles"
+        )
     if settings.algorithm == "exact":
         return _exact_sweep(graph, state, params)
     if settings.algorithm == "fpa":
-        if not graph.is_acyclic:
-            raise ValueError("algorithm 'fpa' needs an acyclic graph; use 'il' or 'ipc' on graphs with cycles")
         relaxation = relax_fixed_prediction(graph, state, settings.steps, settings.x_lr, settings.tol)
         relaxation.mus = {n: mu for n, (_, mu) in relaxation.local_graphs.items()}
     elif settings.algorithm == "il":

@@ -182,7 +182,7 @@ def _parent_feedback(
         parent_leaves, mu = local[child]
         wanted = [(p, leaf) for p, leaf in zip(graph.specs[child].parents, parent_leaves)
                   if p in targets and leaf.requires_grad]
-        if not wanted:
+        if not wanted or not mu.requires_grad:
             continue
         outputs.append(mu)
         grad_outputs.append(signal)

@@ -103,17 +103,18 @@ def _exact_sweep(
                     signals[name] = signal
                 else:
                     signals[name] = own
-        if not signals:
+        differentiable = {n: s for n, s in signals.items() if local[n][1].requires_grad}
+        if not differentiable:
             continue
-        outputs = [local[n][1] for n in signals]
+        outputs = [local[n][1] for n in differentiable]
         leaves, owners = [], []
-        for name in signals:
+        for name in differentiable:
             for parent, leaf in zip(graph.specs[name].parents, local[name][0]):
                 if leaf.requires_grad:
                     leaves.append(leaf)
                     owners.append(parent)
         grads = torch.autograd.grad(
-            outputs, leaves + list(params), list(signals.values()), allow_unused=True
+            outputs, leaves + list(params), list(differentiable.values()), allow_unused=True
         )
         for owner, grad in zip(owners, grads[: len(leaves)]):
             if grad is not None:

@@ -138,6 +138,9 @@ class PCNetwork(nn.Module):
 
     def _state(self, x: Tensor | Sequence[Tensor], y: Tensor | None, loss: str) -> State:
         inputs = (x,) if isinstance(x, Tensor) else tuple(x)
+        for value in inputs:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"inputs must be torch.Tensor (or a sequence of them), got {type(value).__name__}")
         graph = self.graph(*inputs)
         if len(inputs) != len(self._inputs):
             raise TypeError(f"the network takes {len(self._inputs)} input(s), got {len(inputs)}")

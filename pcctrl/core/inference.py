@@ -102,7 +102,7 @@ def relax(
         per_node.append(torch.stack(energies).detach() if energies else torch.zeros(1))
         trace.append(total.detach() / state.batch)
         if tol is not None:
-            current = float(total)
+            current = float(total.detach())
             if previous is not None and abs(previous - current) <= tol * max(abs(previous), 1e-12):
                 converged = True
                 track = False
@@ -227,7 +227,7 @@ def relax_fixed_prediction(
         total = per_node[-1].sum()
         trace.append(total / state.batch)
         if tol is not None:
-            current = float(total)
+            current = float(total.detach())
             if previous is not None and abs(previous - current) <= tol * max(abs(previous), 1e-12):
                 converged = True
                 break

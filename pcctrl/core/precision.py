@@ -25,7 +25,8 @@ class Precision(nn.Module):
         if kind not in ("scalar", "diagonal", "full"):
             raise ValueError(f"precision kind must be 'scalar', 'diagonal' or 'full', got {kind!r}")
         self.kind: Kind = kind
-        value = torch.as_tensor(value, dtype=torch.get_default_dtype())
+        if not (isinstance(value, Tensor) and value.is_floating_point()):
+            value = torch.as_tensor(value, dtype=torch.get_default_dtype())
         if kind == "scalar":
             if value.numel() != 1 or not bool(value.reshape(()) > 0):
                 raise ValueError(f"a scalar precision must be one positive number, got {value}")

@@ -1,0 +1,375 @@
+"""``PCFilter``: recursive state estimation as predictive-coding inference on a state-space model.
+
+One step is the PC graph ``s_{t-1} -> s_t -> o_t`` with ``s_{t-1}``, ``a_{t-1}`` and ``o_t``
+clamped and ``s_t`` free, whose energy is::
+
+    E_t(s) = 1/2 |o_t - g(s)|^2_{Pi_o} + 1/2 |s - f(m_{t-1}, a_{t-1})|^2_{Pi_prior}
+
+``mode="laplace"`` propagates the prior precision (``P_prior = F P F^T + Q``), relaxes ``s``
+by Gauss-Newton steps on ``E_t`` and returns the inverse Gauss-Newton Hessian at the minimum
+as the posterior covariance. ``mode="fixed"`` keeps ``Pi_prior`` fixed and relaxes by plain
+gradient steps (temporal PC, Millidge et al. 2021).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..models.covariance import as_matrix, check_covariance
+from ..models.errors import InvalidArgumentError, NonFiniteBeliefError, NotPositiveDefiniteError
+from ..models.state_space import StateSpaceModel
+from .belief import Belief
+
+Mode = Literal["laplace", "fixed"]
+
+
+def _symmetric(matrix: Tensor) -> Tensor:
+    return 0.5 * (matrix + matrix.mT)
+
+
+class PCFilter:
+    """Batched PC filter over a :class:`~pcctrl.models.StateSpaceModel`.
+
+    ``reset(mean, cov)`` sets the belief over the current state (``(n,)``/``(n, n)`` for one
+    filter, ``(B, n)``/``(B, n, n)`` for ``B`` filters at once). ``update(obs, action)`` predicts
+    with the action taken since the last belief, then corrects with the observation;
+    ``predict(action)`` and ``correct(obs)`` do one half each. NaN entries of ``obs`` are missing
+    readings (zero precision: the filter coasts on the model for them). Computation runs in the
+    model's dtype, on the model's device.
+
+    Laplace mode: ``iters`` Gauss-Newton steps (default 10, early stop when a step is below
+    ``tol`` relative to the state), each with a backtracking line search on ``E_t``
+    (``max_halvings``); on a :class:`~pcctrl.models.LinearGaussianModel` one step reaches the
+    minimum, so it takes exactly one, in closed form: the Kalman filter's posterior.
+    Each Gauss-Newton step is computed in the observation space (the Woodbury form of
+    ``(G^T Pi_o G + P_prior^-1)^-1``), as in the iterated extended Kalman filter.
+
+    Fixed mode: ``iters`` (default 20) gradient steps of size ``x_lr`` from the prior mean,
+    with the fixed prior precision ``prior_precision`` (default: the process precision
+    ``Q^-1``); the covariance returned is the inverse Hessian of that energy.
+    """
+
+    def __init__(self, model: StateSpaceModel, mode: Mode = "laplace", iters: int | None = None,
+                 x_lr: float = 0.1, tol: float | None = 1e-10, prior_precision: Any = None,
+                 max_halvings: int = 4) -> None:
+        if not isinstance(model, StateSpaceModel):
+            raise InvalidArgumentError("model", f"must be a StateSpaceModel, got {type(model).__name__}")
+        if mode not in ("laplace", "fixed"):
+            raise InvalidArgumentError("mode", f"must be 'laplace' or 'fixed', got {mode!r}")
+        if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int) or iters < 1):
+            raise InvalidArgumentError("iters", f"must be an integer >= 1, got {iters!r}")
+        if isinstance(x_lr, bool) or not isinstance(x_lr, (int, float)) or not x_lr > 0 or not np.isfinite(x_lr):
+            raise InvalidArgumentError("x_lr", f"must be a finite number > 0, got {x_lr!r}")
+        if tol is not None and (not isinstance(tol, (int, float)) or not tol >= 0):
+            raise InvalidArgumentError("tol", f"must be None or a number >= 0, got {tol!r}")
+        if isinstance(max_halvings, bool) or not isinstance(max_halvings, int) or max_halvings < 0:
+            raise InvalidArgumentError("max_halvings", f"must be an integer >= 0, got {max_halvings!r}")
+        if mode == "laplace" and prior_precision is not None:
+            raise InvalidArgumentError("prior_precision", "is only used by mode='fixed'")
+        self.model = model
+        self.mode: Mode = mode
+        self.iters = iters if iters is not None else (10 if mode == "laplace" else 20)
+        self.x_lr = float(x_lr)
+        self.tol = tol
+        self.max_halvings = max_halvings
+        self._prior_precision_arg = prior_precision
+        self._fast = mode == "laplace" and model.is_linear
+        self.reset()
+
+    # ---- belief ---------------------------------------------------------------------------
+
+    @property
+    def belief(self) -> Belief:
+        """The current belief (unbatched if the filter was reset with an unbatched belief)."""
+        return self._out(self._mean, self._cov)
+
+    @property
+    def batch_size(self) -> int | None:
+        """Number of filters run at once (``None`` for a single, unbatched filter)."""
+        return self._mean.shape[0] if self._batched else None
+
+    def _out(self, mean: Tensor, cov: Tensor) -> Belief:
+        return Belief(mean, cov) if self._batched else Belief(mean[0], cov[0])
+
+    @torch.no_grad()
+    def reset(self, mean: Any = None, cov: Any = None, batch_size: int | None = None) -> Belief:
+        """Set the belief; defaults: zero mean, identity covariance; ``batch_size`` broadcasts."""
+        model = self.model
+        n = model.state_dim
+        self._dtype, self._device = model.dtype, model.device
+        self._static = not model.has_learnable
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
+            raise InvalidArgumentError("batch_size", f"must be None or an integer >= 1, got {batch_size!r}")
+        mean_t = torch.zeros(n) if mean is None else mean
+        cov_t = torch.eye(n) if cov is None else cov
+        mean_t = self._tensor(mean_t, "mean")
+        cov_t = self._tensor(cov_t, "cov")
+        if mean_t.ndim not in (1, 2) or mean_t.shape[-1] != n:
+            raise InvalidArgumentError("mean", f"expected shape ({n},) or (batch, {n}), got {tuple(mean_t.shape)}")
+        if cov_t.ndim not in (2, 3) or tuple(cov_t.shape[-2:]) != (n, n):
+            raise InvalidArgumentError("cov", f"expected shape ({n}, {n}) or (batch, {n}, {n}), "
+                                              f"got {tuple(cov_t.shape)}")
+        batches = {x.shape[0] for x, unbatched in ((mean_t, 1), (cov_t, 2)) if x.ndim > unbatched}
+        if batch_size is not None:
+            batches.add(batch_size)
+        if len(batches) > 1:
+            raise InvalidArgumentError("mean", f"batch sizes of mean, cov and batch_size disagree: {sorted(batches)}")
+        batched = bool(batches)
+        size = batches.pop() if batched else 1
+        mean_t = mean_t.expand(size, n).clone()
+        cov_t = cov_t.expand(size, n, n).clone()
+        if not bool(torch.isfinite(mean_t).all()):
+            raise InvalidArgumentError("mean", "contains NaN or inf")
+        if not bool(torch.isfinite(cov_t).all()):
+            raise InvalidArgumentError("cov", "contains NaN or inf")
+        scale = cov_t.abs().amax().clamp_min(torch.finfo(self._dtype).tiny)
+        if bool(((cov_t - cov_t.mT).abs().amax() > 1e3 * torch.finfo(self._dtype).eps * scale)):
+            raise NotPositiveDefiniteError("cov", "is not symmetric")
+        cov_t = _symmetric(cov_t)
+        if bool(torch.linalg.cholesky_ex(cov_t)[1].any()):
+            raise NotPositiveDefiniteError("cov", "is not positive definite")
+        self._constants = self._build_constants()
+        self._mean, self._cov, self._batched = mean_t, cov_t, batched
+        self._no_action = torch.zeros(size, 0, dtype=self._dtype, device=self._device)
+        return self.belief
+
+    def _build_constants(self) -> dict[str, Tensor]:
+        model = self.model
+        consts = {"Q": model.process_cov().detach(), "R": model.obs_cov().detach()}
+        consts["R_chol"] = torch.linalg.cholesky(consts["R"])
+        if self._fast:
+            consts.update(A=model.A.detach(), AT=model.A.detach().mT.contiguous(),
+                          BT=model.B.detach().mT.contiguous(), C=model.C.detach(),
+                          CT=model.C.detach().mT.contiguous())
+        if self.mode == "fixed":
+            if self._prior_precision_arg is None:
+                try:
+                    prec = model.process_noise.precision().detach()
+                except NotPositiveDefiniteError as exc:
+                    raise InvalidArgumentError(
+                        "prior_precision", "the model's process covariance is singular; pass prior_precision"
+                    ) from exc
+            else:
+                prec = check_covariance(
+                    as_matrix(self._prior_precision_arg, model.state_dim, "prior_precision", self._dtype),
+                    "prior_precision", False,
+                )
+            consts["prior_precision"] = prec.to(self._device)
+            consts["prior_cov"] = torch.cholesky_inverse(torch.linalg.cholesky(consts["prior_precision"]))
+        return consts
+
+    def _current_constants(self) -> dict[str, Tensor]:
+        model = self.model
+        if model.dtype != self._dtype or model.device != self._device:
+            self._dtype, self._device = model.dtype, model.device
+            self._mean = self._mean.to(self._device, self._dtype)
+            self._cov = self._cov.to(self._device, self._dtype)
+            self._no_action = self._no_action.to(self._device, self._dtype)
+            self._constants = self._build_constants()
+        elif not self._static:
+            self._constants = self._build_constants()
+        return self._constants
+
+    # ---- inputs ---------------------------------------------------------------------------
+
+    def _tensor(self, value: Any, name: str) -> Tensor:
+        try:
+            return torch.as_tensor(value, dtype=self._dtype, device=self._device)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise InvalidArgumentError(name, f"cannot be read as a tensor ({exc})") from exc
+
+    def _shaped(self, value: Any, name: str, size: int) -> Tensor:
+        tensor = self._tensor(value, name)
+        expected = (self._mean.shape[0], size) if self._batched else (size,)
+        if tuple(tensor.shape) != expected:
+            raise InvalidArgumentError(name, f"expected shape {expected}, got {tuple(tensor.shape)}")
+        return tensor if self._batched else tensor.unsqueeze(0)
+
+    def _observation(self, obs: Any) -> tuple[Tensor, Tensor | None]:
+        tensor = self._shaped(obs, "obs", self.model.obs_dim)
+        if bool(torch.isfinite(tensor).all()):
+            return tensor, None
+        if bool(torch.isinf(tensor).any()):
+            raise InvalidArgumentError("obs", "contains +-inf; mark a missing reading with NaN")
+        observed = ~torch.isnan(tensor)
+        return torch.where(observed, tensor, torch.zeros((), dtype=tensor.dtype, device=tensor.device)), observed
+
+    def _action(self, action: Any) -> Tensor:
+        size = self.model.action_dim
+        if size == 0 and (action is None or np.size(action) == 0):
+            return self._no_action
+        if action is None:
+            raise InvalidArgumentError("action", f"is required: the model takes an action of size {size}")
+        tensor = self._shaped(action, "action", size)
+        if not bool(torch.isfinite(tensor).all()):
+            raise InvalidArgumentError("action", "contains NaN or inf")
+        return tensor
+
+    # ---- public steps ---------------------------------------------------------------------
+
+    @torch.no_grad()
+    def update(self, obs: Any, action: Any = None) -> Belief:
+        """Predict with ``action`` (taken since the last belief), correct with ``obs``; commit."""
+        consts = self._current_constants()
+        obs_t, observed = self._observation(obs)
+        action_t = self._action(action)
+        if self._fast and observed is None:
+            mean, cov = self._kalman(consts, obs_t, action_t, True)
+        else:
+            mu, prior = self._predict(consts, action_t)
+            mean, cov = self._correct(consts, mu, prior, obs_t, observed)
+        return self._commit(mean, cov)
+
+    @torch.no_grad()
+    def predict(self, action: Any = None) -> Belief:
+        """Advance the belief by the model only (no observation); commit."""
+        consts = self._current_constants()
+        mean, cov = self._predict(consts, self._action(action))
+        return self._commit(mean, cov)
+
+    @torch.no_grad()
+    def correct(self, obs: Any) -> Belief:
+        """Incorporate ``obs`` into the current belief without a transition (e.g. the first reading)."""
+        consts = self._current_constants()
+        obs_t, observed = self._observation(obs)
+        if self._fast and observed is None:
+            mean, cov = self._kalman(consts, obs_t, self._no_action, False)
+        else:
+            prior = self._cov if self.mode == "laplace" else consts["prior_cov"].expand_as(self._cov)
+            mean, cov = self._correct(consts, self._mean, prior, obs_t, observed)
+        return self._commit(mean, cov)
+
+    def _commit(self, mean: Tensor, cov: Tensor) -> Belief:
+        if not bool(torch.isfinite(mean).all() & torch.isfinite(cov).all()):
+            raise NonFiniteBeliefError("the filter step produced NaN or inf; the previous belief is kept")
+        self._mean, self._cov = mean, cov
+        return self._out(mean, cov)
+
+    # ---- the maths ------------------------------------------------------------------------
+
+    def _kalman(self, k: dict[str, Tensor], obs: Tensor, action: Tensor, predict: bool) -> tuple[Tensor, Tensor]:
+        """Linear model, every entry observed: the one Gauss-Newton step, in closed form."""
+        if predict:
+            mu = self._mean @ k["AT"]
+            if action.shape[1]:
+                mu = torch.addmm(mu, action, k["BT"])
+            prior = torch.matmul(k["A"] @ self._cov, k["AT"]).add_(k["Q"])
+        else:
+            mu, prior = self._mean, self._cov
+        innovation = torch.addmm(obs, mu, k["CT"], alpha=-1)
+        cross = prior @ k["CT"]
+        chol = self._innovation_cholesky(torch.matmul(k["C"], cross).add_(k["R"]))
+        n = mu.shape[1]
+        solved = torch.linalg.solve_triangular(chol, torch.cat((cross.mT, innovation.unsqueeze(-1)), -1), upper=False)
+        white, z = solved[..., :n], solved[..., n:]
+        mean = torch.baddbmm(mu.unsqueeze(-1), white.mT, z).squeeze(-1)
+        cov = torch.baddbmm(prior, white.mT, white, alpha=-1)
+        return mean, _symmetric(cov)
+
+    @staticmethod
+    def _innovation_cholesky(s: Tensor) -> Tensor:
+        chol, info = torch.linalg.cholesky_ex(s)
+        if bool(info.any()):
+            raise NotPositiveDefiniteError(
+                "obs", "the innovation covariance G P G^T + R is not positive definite (ill-conditioned belief)"
+            )
+        return chol
+
+    def _predict(self, k: dict[str, Tensor], action: Tensor) -> tuple[Tensor, Tensor]:
+        model = self.model
+        if self.mode == "fixed":
+            return model.transition(self._mean, action), k["prior_cov"].expand_as(self._cov)
+        mu, jac = model.linearize_transition(self._mean, action)
+        return mu, _symmetric(jac @ self._cov @ jac.mT + k["Q"])
+
+    def _masked_noise(self, k: dict[str, Tensor], observed: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Observation covariance with missing rows/columns replaced by the identity, and its factor.
+
+        With the residual and the Jacobian zeroed on missing entries this weighs the observed
+        block by the inverse of its own covariance: zero precision for the missing ones.
+        """
+        if observed is None:
+            return k["R"], k["R_chol"]
+        obs = observed.to(k["R"].dtype)
+        masked = obs.unsqueeze(-1) * k["R"] * obs.unsqueeze(-2) + torch.diag_embed(1 - obs)
+        return masked, torch.linalg.cholesky(masked)
+
+    def _linearize_obs(self, s: Tensor, observed: Tensor | None) -> tuple[Tensor, Tensor]:
+        y, jac = self.model.linearize_observation(s)
+        if observed is not None:
+            jac = jac * observed.unsqueeze(-1).to(jac.dtype)
+        return y, jac
+
+    @staticmethod
+    def _residual(obs: Tensor, y: Tensor, observed: Tensor | None) -> Tensor:
+        r = obs - y
+        return r if observed is None else r * observed.to(r.dtype)
+
+    def _correct(self, k: dict[str, Tensor], mu: Tensor, prior: Tensor, obs: Tensor,
+                 observed: Tensor | None) -> tuple[Tensor, Tensor]:
+        noise, noise_chol = self._masked_noise(k, observed)
+        if self.mode == "fixed":
+            return self._relax_fixed(k, mu, obs, observed, noise_chol)
+        return self._relax_gauss_newton(mu, prior, obs, observed, noise, noise_chol)
+
+    def _relax_gauss_newton(self, mu: Tensor, prior: Tensor, obs: Tensor, observed: Tensor | None,
+                            noise: Tensor, noise_chol: Tensor) -> tuple[Tensor, Tensor]:
+        prior_chol, info = torch.linalg.cholesky_ex(prior)
+        if bool(info.any()):
+            raise NotPositiveDefiniteError("cov", "the predicted covariance is not positive definite")
+        linear = self.model.is_linear
+        s = mu
+        y, jac = self._linearize_obs(s, observed)
+        for _ in range(1 if linear else self.iters):
+            r = self._residual(obs, y, observed)
+            v = r + (jac @ (s - mu).unsqueeze(-1)).squeeze(-1)
+            cross = prior @ jac.mT
+            chol = self._innovation_cholesky(jac @ cross + noise)
+            step = mu + (cross @ torch.cholesky_solve(v.unsqueeze(-1), chol)).squeeze(-1) - s
+            if not linear and self.max_halvings:
+                step = self._line_search(s, step, mu, r, obs, observed, noise_chol, prior_chol)
+            s = s + step
+            y, jac = self._linearize_obs(s, observed)
+            if self.tol is not None and float(step.abs().max()) <= self.tol * (1.0 + float(s.abs().max())):
+                break
+        cross = prior @ jac.mT
+        chol = self._innovation_cholesky(jac @ cross + noise)
+        white = torch.linalg.solve_triangular(chol, cross.mT, upper=False)
+        return s, _symmetric(prior - white.mT @ white)
+
+    def _energy(self, s: Tensor, r: Tensor, mu: Tensor, noise_chol: Tensor, prior_chol: Tensor) -> Tensor:
+        sensory = torch.linalg.solve_triangular(noise_chol, r.unsqueeze(-1), upper=False)
+        prior = torch.linalg.solve_triangular(prior_chol, (s - mu).unsqueeze(-1), upper=False)
+        return 0.5 * (sensory.square().sum((-2, -1)) + prior.square().sum((-2, -1)))
+
+    def _line_search(self, s: Tensor, step: Tensor, mu: Tensor, r: Tensor, obs: Tensor,
+                     observed: Tensor | None, noise_chol: Tensor, prior_chol: Tensor) -> Tensor:
+        """Backtrack each filter's Gauss-Newton step until ``E_t`` does not increase."""
+        start = self._energy(s, r, mu, noise_chol, prior_chol)
+        alpha = torch.ones_like(start)
+        for halving in range(self.max_halvings + 1):
+            candidate = s + alpha.unsqueeze(-1) * step
+            r_new = self._residual(obs, self.model.observe(candidate), observed)
+            ok = self._energy(candidate, r_new, mu, noise_chol, prior_chol) <= start * (1 + 1e-12)
+            if halving == self.max_halvings or bool(ok.all()):
+                break
+            alpha = torch.where(ok, alpha, 0.5 * alpha)
+        return torch.where(ok, alpha, torch.zeros_like(alpha)).unsqueeze(-1) * step
+
+    def _relax_fixed(self, k: dict[str, Tensor], mu: Tensor, obs: Tensor, observed: Tensor | None,
+                     noise_chol: Tensor) -> tuple[Tensor, Tensor]:
+        prior_precision = k["prior_precision"]
+        s = mu
+        for _ in range(self.iters):
+            y, jac = self._linearize_obs(s, observed)
+            weighted = torch.cholesky_solve(self._residual(obs, y, observed).unsqueeze(-1), noise_chol)
+            grad = (s - mu) @ prior_precision - (jac.mT @ weighted).squeeze(-1)
+            s = s - self.x_lr * grad
+        _, jac = self._linearize_obs(s, observed)
+        hessian = jac.mT @ torch.cholesky_solve(jac, noise_chol) + prior_precision
+        return s, torch.cholesky_inverse(torch.linalg.cholesky(_symmetric(hessian)))

@@ -12,16 +12,22 @@ from .core import (
     UnknownNodeError,
 )
 
+from .estimation import PCFilter
+from .models import LinearGaussianModel, StateSpaceModel
+
 __version__ = "0.1.0"
 
 __all__ = [
     "ALGORITHMS",
+    "LinearGaussianModel",
     "NodeShapeError",
     "NonFiniteEnergyError",
     "PCError",
+    "PCFilter",
     "PCGraph",
     "PCNetwork",
     "Precision",
+    "StateSpaceModel",
     "StepRecord",
     "UnknownNodeError",
     "__version__",

@@ -185,8 +185,8 @@ class EnergyGraph(nn.Module):
                     f"node {self.describe(name)}: batch size {value.shape[0]} differs from the "
                     f"batch size {batch} of the other clamped nodes"
                 )
-            missing = torch.isnan(value)
-            if bool(missing.any()):
+            missing = None if bool(torch.isfinite(value.sum())) else torch.isnan(value)
+            if missing is not None and bool(missing.any()):
                 value = torch.where(missing, torch.zeros((), dtype=value.dtype, device=value.device), value)
                 if self.children[name] and infer_missing:
                     infer_mask[name] = missing
@@ -224,7 +224,7 @@ class EnergyGraph(nn.Module):
                 f"node {self.describe(name)}: expected shape (batch, {', '.join(map(str, spec.shape))}), "
                 f"got {tuple(value.shape)}"
             )
-        if bool(torch.isinf(value).any()):
+        if not bool(torch.isfinite(value.sum())) and bool(torch.isinf(value).any()):
             raise ValueError(
                 f"node {self.describe(name)}: value contains inf; use NaN to mark a missing entry"
             )
@@ -263,6 +263,16 @@ class EnergyGraph(nn.Module):
         if state.kinds[name] == "ce":
             return value - torch.softmax(mu, dim=-1)
         return self.precisions[name].weigh(value - mu, state.observed.get(name))
+
+    def signal_and_energy(self, name: str, value: Tensor, mu: Tensor, state: State) -> tuple[Tensor, Tensor]:
+        """``signal`` and per-sample ``node_energy`` of one node, sharing the work."""
+        if state.kinds[name] == "ce":
+            log_p = torch.log_softmax(mu, dim=-1)
+            return value - log_p.exp(), -(value * log_p).sum(-1)
+        precision = self.precisions[name]
+        eps = value - mu
+        observed = state.observed.get(name)
+        return precision.weigh(eps, observed), precision.energy(eps, observed)
 
     def energy_nodes(self, state: State) -> list[str]:
         """Predicted nodes whose energy counts: clamped ones and ones that predict others.

@@ -1,4 +1,11 @@
-"""Inference: relaxation of the free value nodes of an ``EnergyGraph`` down its energy."""
+"""Inference: relaxation of the free value nodes of an ``EnergyGraph`` down its energy.
+
+Each prediction keeps its own small autograd graph, started at detached copies of its parents'
+values ("local graphs"). A relaxation step sends each node's weighted error back through its
+own local graph only, so every update is local. Predictions are recomputed only for nodes whose
+parents moved, and errors that are exactly zero (free nodes still at their feed-forward value)
+are skipped: from a feed-forward start the error reaches one more layer per step.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +21,17 @@ from .graph import EnergyGraph, State
 NodeOptimizer = Callable[[Sequence[Tensor]], torch.optim.Optimizer]
 """Builds a torch optimizer over the free node tensors, e.g. ``lambda xs: torch.optim.Adam(xs, lr=0.05)``."""
 
+LocalGraphs = dict[str, tuple[tuple[Tensor, ...], Tensor]]
+WeightHook = Callable[[Sequence[Tensor | None]], None]
+
 
 @dataclass
 class Relaxation:
     """The outcome of one inference: final values, predictions and the energy per step.
 
     ``energy`` holds the batch-mean energy before each step and after the last one.
-    ``local_graphs`` (fixed-prediction algorithms only) keeps each node's prediction and the
-    detached parent leaves it was computed from, for the local weight update.
+    ``local_graphs`` keeps each prediction with the detached parent leaves it was computed from;
+    ``signals`` the final weighted errors ``-dE/dmu`` of the nodes whose error is not zero.
     """
 
     state: State
@@ -29,7 +39,8 @@ class Relaxation:
     energy_steps: list[Tensor]
     steps: int
     converged: bool
-    local_graphs: dict[str, tuple[tuple[Tensor, ...], Tensor]] = field(default_factory=dict)
+    local_graphs: LocalGraphs = field(default_factory=dict)
+    signals: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def values(self) -> dict[str, Tensor]:
@@ -42,14 +53,14 @@ class Relaxation:
         return torch.stack(self.energy_steps).tolist() if self.energy_steps else []
 
 
-def _check_finite(graph: EnergyGraph, per_node: list[Tensor], names: list[str]) -> None:
+def check_finite(graph: EnergyGraph, per_node: list[Tensor], names: list[str]) -> None:
     """Raise ``NonFiniteEnergyError`` naming nodes whose energy is NaN/inf at the first bad step."""
-    if not per_node:
+    if not per_node or not names:
         return
     table = torch.stack(per_node)
-    finite = torch.isfinite(table)
-    if bool(finite.all()):
+    if bool(torch.isfinite(table.sum())):
         return
+    finite = torch.isfinite(table)
     bad_step = int((~finite.all(dim=1)).nonzero()[0, 0])
     bad = [names[i] for i in (~finite[bad_step]).nonzero().flatten().tolist()]
     raise NonFiniteEnergyError([graph.describe(n) for n in bad], bad_step)
@@ -59,130 +70,66 @@ def _masked(grad: Tensor, mask: Tensor | None) -> Tensor:
     return grad if mask is None else grad * mask
 
 
-def relax(
-    graph: EnergyGraph,
-    state: State,
-    steps: int,
-    x_lr: float,
-    tol: float | None = None,
-    node_optimizer: NodeOptimizer | None = None,
-    weight_hook: Callable[[Sequence[Tensor]], None] | None = None,
-    params: Sequence[Tensor] = (),
-    keep_final_graph: bool = False,
-) -> Relaxation:
-    """Gradient relaxation of the inferred nodes, predictions recomputed at every step.
-
-    ``weight_hook`` (incremental PC) receives the energy gradient of ``params`` at every step,
-    taken at the same point as the node gradient, and may update them. With
-    ``keep_final_graph`` the final predictions keep their graph to the parameters (values
-    detached), ready for the weight step.
-    """
-    names = graph.energy_nodes(state)
-    inferred = state.inferred()
-    for name in inferred:
-        state.values[name] = state.values[name].detach().requires_grad_(True)
-    xs = [state.values[n] for n in inferred]
-    opt = node_optimizer(xs) if node_optimizer is not None and xs else None
-    per_node: list[Tensor] = []
-    trace: list[Tensor] = []
-    previous: float | None = None
-    converged = False
-    done = 0
-    mus: dict[str, Tensor] = {}
-    for step in range(steps + 1):
-        last = step == steps
-        track = not last and (bool(xs) or weight_hook is not None)
-        if not track:
-            for name in inferred:
-                state.values[name] = state.values[name].detach()
-        with torch.set_grad_enabled(track or keep_final_graph):
-            mus = {n: graph.predict(n, state.values) for n in graph.predicted()}
-            energies = [graph.node_energy(n, state.values[n], mus[n], state).sum() for n in names]
-            total = torch.stack(energies).sum() if energies else torch.zeros(())
-        per_node.append(torch.stack(energies).detach() if energies else torch.zeros(1))
-        trace.append(total.detach() / state.batch)
-        if tol is not None:
-            current = float(total.detach())
-            if previous is not None and abs(previous - current) <= tol * max(abs(previous), 1e-12):
-                converged = True
-                track = False
-            previous = current
-        if not track:
-            if not last and keep_final_graph:
-                for name in inferred:
-                    state.values[name] = state.values[name].detach()
-                mus = {n: graph.predict(n, state.values) for n in graph.predicted()}
-            break
-        grads = torch.autograd.grad(total, xs + list(params), allow_unused=True)
-        node_grads, param_grads = grads[: len(xs)], grads[len(xs):]
-        if weight_hook is not None:
-            _check_finite(graph, per_node, names)
-            weight_hook(param_grads)
-        with torch.no_grad():
-            for name, x, g in zip(inferred, xs, node_grads):
-                if g is None:
-                    continue
-                g = _masked(g, state.infer_mask[name])
-                if opt is None:
-                    x.sub_(g, alpha=x_lr)
-                else:
-                    x.grad = g
-        if opt is not None:
-            opt.step()
-        done += 1
-    _check_finite(graph, per_node, names)
-    for name in inferred:
-        state.values[name] = state.values[name].detach()
-    graph.fill_sinks(state, mus)
-    if not keep_final_graph:
-        mus = {n: m.detach() for n, m in mus.items()}
-    return Relaxation(state, mus, trace, done, converged)
+def build_local(graph: EnergyGraph, state: State, name: str, inferred: set[str]) -> tuple[tuple[Tensor, ...], Tensor]:
+    """The prediction of ``name`` from detached copies of its parents (grad where inferred)."""
+    spec = graph.specs[name]
+    leaves = tuple(state.values[p].detach().requires_grad_(p in inferred) for p in spec.parents)
+    with torch.enable_grad():
+        mu = spec.predict(*leaves)  # type: ignore[misc]
+    return leaves, mu
 
 
-def local_forward(
-    graph: EnergyGraph, state: State
-) -> dict[str, tuple[tuple[Tensor, ...], Tensor]]:
-    """Feed-forward pass keeping, per node, its prediction's own graph from detached parents.
+def local_forward(graph: EnergyGraph, state: State) -> LocalGraphs:
+    """Start values and local graphs: a feed-forward pass on acyclic graphs, a sweep otherwise.
 
-    Free nodes start at their predictions. Each prediction's graph starts at leaves, so a
-    backward pass through it is local to that node.
+    On an acyclic graph every free node starts exactly at its prediction (zero error).
     """
     inferred = set(state.inferred())
-    local: dict[str, tuple[tuple[Tensor, ...], Tensor]] = {}
+    local: LocalGraphs = {}
+    if not graph.is_acyclic:
+        graph.initialise(state)
+        for name in graph.predicted():
+            local[name] = build_local(graph, state, name, inferred)
+            graph.check_prediction(name, local[name][1], state.values[name])
+        return local
     for name in graph.topo_order:
         spec = graph.specs[name]
         if spec.predict is None:
             if name not in state.values:
                 raise ValueError(f"node {graph.describe(name)} has no prediction and must be clamped")
             continue
-        leaves = tuple(
-            state.values[p].detach().requires_grad_(p in inferred) for p in spec.parents
-        )
-        mu = spec.predict(*leaves)
-        if name in state.values:
-            graph.check_prediction(name, mu, state.values[name])
-        local[name] = (leaves, mu)
+        local[name] = build_local(graph, state, name, inferred)
+        mu = local[name][1].detach()
         if name not in state.clamped:
-            state.values[name] = mu.detach()
-        elif name in state.infer_mask:
-            state.values[name] = torch.where(state.infer_mask[name], mu.detach(), state.values[name])
+            state.values[name] = mu
+        else:
+            graph.check_prediction(name, mu, state.values[name])
+            if name in state.infer_mask:
+                state.values[name] = torch.where(state.infer_mask[name], mu, state.values[name])
     return local
 
 
-def _parent_feedback(
+def _backward(
     graph: EnergyGraph,
-    local: dict[str, tuple[tuple[Tensor, ...], Tensor]],
+    local: LocalGraphs,
     signals: dict[str, Tensor],
     targets: set[str],
+    params: Sequence[Tensor],
     retain: bool,
-) -> dict[str, Tensor]:
-    """Sum over children ``c`` of ``J_c^T signal_c`` for each target node, in one backward pass."""
+) -> tuple[dict[str, Tensor], list[Tensor | None]]:
+    """One backward pass through the local graphs of the signalling nodes.
+
+    Returns, per target node, the sum over its children ``c`` of ``J_c^T signal_c``, and for
+    each parameter the sum over nodes of ``(dmu/dtheta)^T signal`` (the negative gradient).
+    """
     outputs, grad_outputs, leaves, owners = [], [], [], []
     for child, signal in signals.items():
         parent_leaves, mu = local[child]
+        if not mu.requires_grad:
+            continue
         wanted = [(p, leaf) for p, leaf in zip(graph.specs[child].parents, parent_leaves)
                   if p in targets and leaf.requires_grad]
-        if not wanted or not mu.requires_grad:
+        if not wanted and not params:
             continue
         outputs.append(mu)
         grad_outputs.append(signal)
@@ -190,61 +137,130 @@ def _parent_feedback(
             leaves.append(leaf)
             owners.append(p)
     feedback: dict[str, Tensor] = {}
-    if not outputs:
-        return feedback
-    grads = torch.autograd.grad(outputs, leaves, grad_outputs, retain_graph=retain, allow_unused=True)
-    for owner, grad in zip(owners, grads):
+    if not outputs or not (leaves or params):
+        return feedback, [None] * len(params)
+    grads = torch.autograd.grad(
+        outputs, leaves + list(params), grad_outputs, retain_graph=retain, allow_unused=True
+    )
+    for owner, grad in zip(owners, grads[: len(leaves)]):
         if grad is not None:
             feedback[owner] = feedback[owner] + grad if owner in feedback else grad
-    return feedback
+    return feedback, list(grads[len(leaves):])
 
 
-def relax_fixed_prediction(
+def relax(
     graph: EnergyGraph,
     state: State,
     steps: int,
     x_lr: float,
     tol: float | None = None,
+    node_optimizer: NodeOptimizer | None = None,
+    fixed_predictions: bool = False,
+    weight_hook: WeightHook | None = None,
+    params: Sequence[Tensor] = (),
 ) -> Relaxation:
-    """Relaxation with predictions held at their feed-forward values (FPA).
+    """Relax the inferred nodes by gradient steps on the energy (or a torch optimizer).
 
-    With unit precisions, ``x_lr = 1`` and ``steps`` at least the graph's depth, the errors
-    equal backprop's negative gradients with respect to each node.
+    ``fixed_predictions`` holds every prediction at its starting (feed-forward) value: the
+    fixed-prediction assumption. ``weight_hook`` (incremental PC) receives, at every step, the
+    energy gradient of ``params`` (batch mean) taken at the same point as the node gradient,
+    and may update them; all predictions are then recomputed.
     """
+    if fixed_predictions and not graph.is_acyclic:
+        raise ValueError("fixed predictions need an acyclic graph")
     local = local_forward(graph, state)
-    mus = {n: mu.detach() for n, (_, mu) in local.items()}
     names = graph.energy_nodes(state)
     inferred = state.inferred()
+    inferred_set = set(inferred)
+    active = set(names) if not graph.is_acyclic else {n for n in names if n in state.clamped}
+    children = graph.children
+    optimizer = None
+    if node_optimizer is not None and inferred:
+        for name in inferred:
+            state.values[name] = state.values[name].detach().requires_grad_(True)
+        optimizer = node_optimizer([state.values[n] for n in inferred])
+    moved: set[str] = set()
     per_node: list[Tensor] = []
     trace: list[Tensor] = []
+    signals: dict[str, Tensor] = {}
     previous: float | None = None
     converged = False
     done = 0
     for step in range(steps + 1):
+        if moved and not fixed_predictions:
+            for name in {c for m in moved for c in children[m]}:
+                local[name] = build_local(graph, state, name, inferred_set)
+                active.add(name)
+        moved = set()
         with torch.no_grad():
-            energies = [graph.node_energy(n, state.values[n], mus[n], state).sum() for n in names]
-        per_node.append(torch.stack(energies) if energies else torch.zeros(1))
-        total = per_node[-1].sum()
-        trace.append(total / state.batch)
+            signals, energies = {}, []
+            for name in names:
+                if name in active:
+                    signal, energy = graph.signal_and_energy(name, state.values[name], local[name][1].detach(), state)
+                    signals[name] = signal
+                    energies.append(energy.sum())
+                else:
+                    energies.append(torch.zeros((), dtype=state.values[name].dtype, device=state.values[name].device))
+            table = torch.stack(energies) if energies else torch.zeros(1)
+        per_node.append(table)
+        trace.append(table.sum() / state.batch)
         if tol is not None:
-            current = float(total.detach())
+            current = float(trace[-1])
             if previous is not None and abs(previous - current) <= tol * max(abs(previous), 1e-12):
                 converged = True
                 break
             previous = current
-        if step == steps or not inferred:
+        if step == steps or not (inferred or weight_hook):
             break
-        with torch.no_grad():
-            signals = {n: graph.signal(n, state.values[n], mus[n], state) for n in names}
-        feedback = _parent_feedback(graph, local, signals, set(inferred), retain=True)
+        feedback, param_grads = _backward(
+            graph, local, signals, inferred_set, params if weight_hook else (), retain=True
+        )
+        if weight_hook is not None:
+            check_finite(graph, per_node, names)
+            grads = [None if g is None else g * (-1.0 / state.batch) for g in param_grads]
+            mus_now = {n: mu.detach() for n, (_, mu) in local.items()}
+            weight_hook(add_gradients(grads, precision_gradients(graph, state, mus_now, names, params)))
+            moved = set(graph.specs)
         with torch.no_grad():
             for name in inferred:
                 grad = -feedback[name] if name in feedback else None
                 if name in signals:
                     grad = signals[name] if grad is None else grad + signals[name]
-                if grad is not None:
-                    state.values[name] = state.values[name] - x_lr * _masked(grad, state.infer_mask[name])
+                if grad is None:
+                    continue
+                grad = _masked(grad, state.infer_mask[name])
+                if optimizer is None:
+                    state.values[name] = state.values[name] - x_lr * grad
+                else:
+                    state.values[name].grad = grad
+                moved.add(name)
+                active.add(name)
+        if optimizer is not None:
+            optimizer.step()
+            moved = set(inferred)
         done += 1
-    _check_finite(graph, per_node, names)
+    check_finite(graph, per_node, names)
+    for name in inferred:
+        state.values[name] = state.values[name].detach()
+    mus = {n: mu.detach() for n, (_, mu) in local.items()}
     graph.fill_sinks(state, mus)
-    return Relaxation(state, mus, trace, done, converged, local)
+    return Relaxation(state, mus, trace, done, converged, local, signals)
+
+
+def add_gradients(a: list[Tensor | None], b: list[Tensor | None]) -> list[Tensor | None]:
+    """Elementwise sum of two gradient lists in which ``None`` means zero."""
+    return [y if x is None else x if y is None else x + y for x, y in zip(a, b)]
+
+
+def precision_gradients(
+    graph: EnergyGraph, state: State, mus: dict[str, Tensor], names: list[str], params: Sequence[Tensor]
+) -> list[Tensor | None]:
+    """Gradient of the batch-mean energy over the learnable precisions, errors held fixed."""
+    learnable = [n for n in names if graph.precisions[n].learnable]
+    if not learnable or not params:
+        return [None] * len(params)
+    with torch.enable_grad():
+        energy = torch.stack(
+            [graph.node_energy(n, state.values[n].detach(), mus[n].detach(), state).sum() for n in learnable]
+        ).sum() / state.batch
+        return list(torch.autograd.grad(energy, list(params), allow_unused=True))

@@ -10,7 +10,15 @@ import torch
 from torch import Tensor, nn
 
 from .graph import EnergyGraph, State
-from .inference import NodeOptimizer, Relaxation, _parent_feedback, local_forward, relax, relax_fixed_prediction
+from .inference import (
+    NodeOptimizer,
+    Relaxation,
+    _backward,
+    add_gradients,
+    local_forward,
+    precision_gradients,
+    relax,
+)
 
 Algorithm = Literal["il", "fpa", "exact", "ipc"]
 ALGORITHMS: tuple[str, ...] = ("il", "fpa", "exact", "ipc")
@@ -51,17 +59,15 @@ def learnable_parameters(graph: EnergyGraph) -> list[nn.Parameter]:
 def _weight_gradients(
     graph: EnergyGraph, relaxation: Relaxation, params: list[nn.Parameter]
 ) -> list[Tensor | None]:
-    """Gradient of the batch-mean energy over the parameters, node values held fixed."""
+    """Gradient of the batch-mean energy over the parameters, node values held fixed.
+
+    Only nodes with a non-zero error send their signal back through their own prediction.
+    """
     state = relaxation.state
+    _, grads = _backward(graph, relaxation.local_graphs, relaxation.signals, set(), params, retain=False)
+    grads = [None if g is None else g * (-1.0 / state.batch) for g in grads]
     names = graph.energy_nodes(state)
-    if not names or not params:
-        return [None] * len(params)
-    energy = torch.stack(
-        [graph.node_energy(n, state.values[n], relaxation.mus[n], state).sum() for n in names]
-    ).sum() / state.batch
-    if not energy.requires_grad:
-        return [None] * len(params)
-    return list(torch.autograd.grad(energy, params, allow_unused=True))
+    return add_gradients(grads, precision_gradients(graph, state, relaxation.mus, names, params))
 
 
 def _exact_sweep(
@@ -77,81 +83,47 @@ def _exact_sweep(
     mus = {n: mu.detach() for n, (_, mu) in local.items()}
     names = graph.energy_nodes(state)
     inferred = set(state.inferred())
-    start = _mean_energy(graph, state, mus, names)
     levels = graph.levels
     feedback: dict[str, Tensor] = {}
     totals: list[Tensor | None] = [None] * len(params)
+    start: list[Tensor] = []
+    end: list[Tensor] = []
     for level in range(graph.depth + 1):
         group = [n for n in names if levels[n] == level]
         signals: dict[str, Tensor] = {}
         with torch.no_grad():
             for name in group:
-                own = graph.signal(name, state.values[name], mus[name], state)
-                if name in inferred:
-                    settled = feedback.pop(name, torch.zeros_like(own))
-                    mask = state.infer_mask[name]
-                    if mask is not None and graph.precisions[name].kind == "full":
-                        raise ValueError(
-                            f"node {graph.describe(name)}: 'exact' with missing entries needs a "
-                            "scalar or diagonal precision"
-                        )
-                    signal = settled if mask is None else torch.where(mask, settled, own)
-                    eps = graph.precisions[name].solve(signal)
-                    state.values[name] = mus[name] + eps if mask is None else torch.where(
-                        mask, mus[name] + eps, state.values[name]
-                    )
-                    signals[name] = signal
-                else:
+                own, energy = graph.signal_and_energy(name, state.values[name], mus[name], state)
+                start.append(energy.sum())
+                if name not in inferred:
                     signals[name] = own
-        differentiable = {n: s for n, s in signals.items() if local[n][1].requires_grad}
-        if not differentiable:
+                    end.append(start[-1])
+                    continue
+                settled = feedback.pop(name, None)
+                if settled is None:
+                    end.append(start[-1])
+                    continue
+                mask = state.infer_mask[name]
+                if mask is not None and graph.precisions[name].kind == "full":
+                    raise ValueError(
+                        f"node {graph.describe(name)}: 'exact' with missing entries needs a "
+                        "scalar or diagonal precision"
+                    )
+                signal = settled if mask is None else torch.where(mask, settled, own)
+                value = mus[name] + graph.precisions[name].solve(signal)
+                state.values[name] = value if mask is None else torch.where(mask, value, state.values[name])
+                signals[name] = signal
+                end.append(graph.signal_and_energy(name, state.values[name], mus[name], state)[1].sum())
+        if not signals:
             continue
-        outputs = [local[n][1] for n in differentiable]
-        leaves, owners = [], []
-        for name in differentiable:
-            for parent, leaf in zip(graph.specs[name].parents, local[name][0]):
-                if leaf.requires_grad:
-                    leaves.append(leaf)
-                    owners.append(parent)
-        grads = torch.autograd.grad(
-            outputs, leaves + list(params), list(differentiable.values()), allow_unused=True
-        )
-        for owner, grad in zip(owners, grads[: len(leaves)]):
-            if grad is not None:
-                feedback[owner] = feedback[owner] + grad if owner in feedback else grad
-        for i, grad in enumerate(grads[len(leaves):]):
-            if grad is not None:
-                scaled = grad * (-1.0 / state.batch)
-                totals[i] = scaled if totals[i] is None else totals[i] + scaled
-    precision_grads = _precision_gradients(graph, state, mus, names, params)
-    for i, grad in enumerate(precision_grads):
-        if grad is not None:
-            totals[i] = grad if totals[i] is None else totals[i] + grad
+        parents, grads = _backward(graph, local, signals, inferred, params, retain=False)
+        for owner, grad in parents.items():
+            feedback[owner] = feedback[owner] + grad if owner in feedback else grad
+        totals = add_gradients(totals, [None if g is None else g * (-1.0 / state.batch) for g in grads])
+    totals = add_gradients(totals, precision_gradients(graph, state, mus, names, params))
     graph.fill_sinks(state, mus)
-    end = _mean_energy(graph, state, mus, names)
-    relaxation = Relaxation(state, mus, [start, end], graph.depth, True, local)
-    return totals, relaxation
-
-
-def _mean_energy(graph: EnergyGraph, state: State, mus: dict[str, Tensor], names: list[str]) -> Tensor:
-    with torch.no_grad():
-        if not names:
-            return torch.zeros(())
-        return torch.stack(
-            [graph.node_energy(n, state.values[n], mus[n], state).sum() for n in names]
-        ).sum() / state.batch
-
-
-def _precision_gradients(
-    graph: EnergyGraph, state: State, mus: dict[str, Tensor], names: list[str], params: list[nn.Parameter]
-) -> list[Tensor | None]:
-    learnable = [n for n in names if graph.precisions[n].learnable]
-    if not learnable:
-        return [None] * len(params)
-    energy = torch.stack(
-        [graph.node_energy(n, state.values[n], mus[n], state).sum() for n in learnable]
-    ).sum() / state.batch
-    return list(torch.autograd.grad(energy, params, allow_unused=True))
+    trace = [torch.stack(start).sum() / state.batch, torch.stack(end).sum() / state.batch] if start else []
+    return totals, Relaxation(state, mus, trace, graph.depth, True, local)
 
 
 def pc_gradients(
@@ -170,27 +142,22 @@ def pc_gradients(
         )
     if settings.algorithm == "exact":
         return _exact_sweep(graph, state, params)
-    if settings.algorithm == "fpa":
-        relaxation = relax_fixed_prediction(graph, state, settings.steps, settings.x_lr, settings.tol)
-        relaxation.mus = {n: mu for n, (_, mu) in relaxation.local_graphs.items()}
-    elif settings.algorithm == "il":
-        graph.initialise(state)
-        relaxation = relax(
-            graph, state, settings.steps, settings.x_lr, settings.tol,
-            settings.node_optimizer, keep_final_graph=True,
-        )
-    else:
+    if settings.algorithm == "ipc":
         raise ValueError("'ipc' updates weights during inference; it has no single PC update")
+    relaxation = relax(
+        graph, state, settings.steps, settings.x_lr, settings.tol, settings.node_optimizer,
+        fixed_predictions=settings.algorithm == "fpa",
+    )
     return _weight_gradients(graph, relaxation, params), relaxation
 
 
 def _write_gradients(params: list[nn.Parameter], grads: list[Tensor | None]) -> None:
-    for param, grad in zip(params, grads):
-        if grad is not None and not bool(torch.isfinite(grad).all()):
-            raise FloatingPointError(
-                "the PC update is not finite; parameters were left unchanged. "
-                "Lower the inference step size or check the data."
-            )
+    present = [g.sum() for g in grads if g is not None]
+    if present and not bool(torch.isfinite(torch.stack(present).sum())):
+        raise FloatingPointError(
+            "the PC update is not finite; parameters were left unchanged. "
+            "Lower the inference step size or check the data."
+        )
     for param, grad in zip(params, grads):
         param.grad = torch.zeros_like(param) if grad is None else grad.detach()
 
@@ -234,7 +201,6 @@ def _ipc_step(
         _write_gradients(params, [None if g is None else g / state.batch for g in grads])
         optimizer.step()
 
-    graph.initialise(state)
     try:
         relaxation = relax(
             graph, state, settings.steps, settings.x_lr, settings.tol,

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from .graph import EnergyGraph, NodeSpec, State
-from .inference import NodeOptimizer, Relaxation, relax, relax_fixed_prediction
+from .inference import NodeOptimizer, Relaxation, relax
 from .learning import Settings, StepRecord, check_algorithm, pc_gradients, train_step
 from .precision import Precision
 from .traced import specs_from_trace, trace
@@ -184,7 +184,7 @@ class PCNetwork(nn.Module):
         state = self._state(x, y, loss)
         settings = self._settings()
         graph = self.graph()
-        if settings.algorithm in ("fpa", "exact"):
-            return relax_fixed_prediction(graph, state, settings.steps, settings.x_lr, settings.tol)
-        graph.initialise(state)
-        return relax(graph, state, settings.steps, settings.x_lr, settings.tol, settings.node_optimizer)
+        return relax(
+            graph, state, settings.steps, settings.x_lr, settings.tol, settings.node_optimizer,
+            fixed_predictions=settings.algorithm in ("fpa", "exact"),
+        )

@@ -136,7 +136,6 @@ class PCGraph(nn.Module):
         """Clamp the given nodes (NaN entries missing) and relax the others; weights unchanged."""
         graph = self.graph()
         state = graph.prepare(clamps)
-        graph.initialise(state)
         settings = self._settings(T)
         return relax(graph, state, settings.steps, settings.x_lr, settings.tol, settings.node_optimizer)
 

@@ -129,11 +129,10 @@ class Precision(nn.Module):
             chol = self._cholesky()
             quad = 0.5 * (flat @ chol).square().sum(-1)
             return quad - self.raw.diagonal().sum()
-        log_pi = self.raw.expand(eps.shape[1:]) if self.kind == "diagonal" else self.raw
-        weighted = eps.square() * log_pi.exp()
-        quad = 0.5 * weighted.reshape(batch, -1).sum(-1)
         if self.is_identity:
-            return quad
+            return 0.5 * eps.reshape(batch, -1).square().sum(-1)
+        log_pi = self.raw.expand(eps.shape[1:]) if self.kind == "diagonal" else self.raw
+        quad = 0.5 * (eps.square() * log_pi.exp()).reshape(batch, -1).sum(-1)
         log_pi = log_pi.expand(eps.shape)
         if observed is not None:
             log_pi = log_pi * observed

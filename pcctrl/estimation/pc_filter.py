@@ -13,6 +13,7 @@ gradient steps (temporal PC, Millidge et al. 2021).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -50,11 +51,13 @@ class PCFilter:
 
     Fixed mode: ``iters`` (default 20) gradient steps of size ``x_lr`` from the prior mean,
     with the fixed prior precision ``prior_precision`` (default: the process precision
-    ``Q^-1``); the covariance returned is the inverse Hessian of that energy.
+    ``Q^-1``); the covariance returned is the inverse Hessian of that energy. ``x_lr=None``
+    takes ``1 / L`` per filter and step, ``L = lmax(Pi_prior) + lmax(Pi_o) |G|_F^2`` a bound on
+    the energy's curvature (a fixed ``x_lr`` diverges if above ``2 / lmax`` of the Hessian).
     """
 
     def __init__(self, model: StateSpaceModel, mode: Mode = "laplace", iters: int | None = None,
-                 x_lr: float = 0.1, tol: float | None = 1e-10, prior_precision: Any = None,
+                 x_lr: float | None = None, tol: float | None = 1e-6, prior_precision: Any = None,
                  max_halvings: int = 4) -> None:
         if not isinstance(model, StateSpaceModel):
             raise InvalidArgumentError("model", f"must be a StateSpaceModel, got {type(model).__name__}")
@@ -62,8 +65,9 @@ class PCFilter:
             raise InvalidArgumentError("mode", f"must be 'laplace' or 'fixed', got {mode!r}")
         if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int) or iters < 1):
             raise InvalidArgumentError("iters", f"must be an integer >= 1, got {iters!r}")
-        if isinstance(x_lr, bool) or not isinstance(x_lr, (int, float)) or not x_lr > 0 or not np.isfinite(x_lr):
-            raise InvalidArgumentError("x_lr", f"must be a finite number > 0, got {x_lr!r}")
+        if x_lr is not None and (isinstance(x_lr, bool) or not isinstance(x_lr, (int, float)) or not x_lr > 0
+                                 or not np.isfinite(x_lr)):
+            raise InvalidArgumentError("x_lr", f"must be None or a finite number > 0, got {x_lr!r}")
         if tol is not None and (not isinstance(tol, (int, float)) or not tol >= 0):
             raise InvalidArgumentError("tol", f"must be None or a number >= 0, got {tol!r}")
         if isinstance(max_halvings, bool) or not isinstance(max_halvings, int) or max_halvings < 0:
@@ -73,7 +77,7 @@ class PCFilter:
         self.model = model
         self.mode: Mode = mode
         self.iters = iters if iters is not None else (10 if mode == "laplace" else 20)
-        self.x_lr = float(x_lr)
+        self.x_lr = None if x_lr is None else float(x_lr)
         self.tol = tol
         self.max_halvings = max_halvings
         self._prior_precision_arg = prior_precision
@@ -136,16 +140,25 @@ class PCFilter:
         self._constants = self._build_constants()
         self._mean, self._cov, self._batched = mean_t, cov_t, batched
         self._no_action = torch.zeros(size, 0, dtype=self._dtype, device=self._device)
+        self._expand_constants()
         return self.belief
+
+    def _expand_constants(self) -> None:
+        """Views of the linear model's matrices over the batch, for ``bmm`` in the closed form."""
+        size = self._mean.shape[0]
+        k = self._constants
+        self._batch_consts = {} if not self._fast else {
+            name: matrix.expand(size, *matrix.shape)
+            for name, matrix in (("A", k["A"]), ("AT", k["A"].mT), ("B", k["B"]), ("C", k["C"]), ("CT", k["C"].mT),
+                                 ("Q", k["Q"]), ("R", k["R"]))
+        }
 
     def _build_constants(self) -> dict[str, Tensor]:
         model = self.model
         consts = {"Q": model.process_cov().detach(), "R": model.obs_cov().detach()}
         consts["R_chol"] = torch.linalg.cholesky(consts["R"])
         if self._fast:
-            consts.update(A=model.A.detach(), AT=model.A.detach().mT.contiguous(),
-                          BT=model.B.detach().mT.contiguous(), C=model.C.detach(),
-                          CT=model.C.detach().mT.contiguous())
+            consts.update(A=model.A.detach(), B=model.B.detach(), C=model.C.detach())
         if self.mode == "fixed":
             if self._prior_precision_arg is None:
                 try:
@@ -161,18 +174,23 @@ class PCFilter:
                 )
             consts["prior_precision"] = prec.to(self._device)
             consts["prior_cov"] = torch.cholesky_inverse(torch.linalg.cholesky(consts["prior_precision"]))
+            consts["prior_lmax"] = torch.linalg.eigvalsh(consts["prior_precision"])[-1]
+            consts["obs_lmax"] = 1.0 / torch.linalg.eigvalsh(consts["R"])[0]
         return consts
 
     def _current_constants(self) -> dict[str, Tensor]:
         model = self.model
-        if model.dtype != self._dtype or model.device != self._device:
+        reference = model._reference()
+        if reference.dtype != self._dtype or reference.device != self._device:
             self._dtype, self._device = model.dtype, model.device
             self._mean = self._mean.to(self._device, self._dtype)
             self._cov = self._cov.to(self._device, self._dtype)
             self._no_action = self._no_action.to(self._device, self._dtype)
             self._constants = self._build_constants()
+            self._expand_constants()
         elif not self._static:
             self._constants = self._build_constants()
+            self._expand_constants()
         return self._constants
 
     # ---- inputs ---------------------------------------------------------------------------
@@ -185,6 +203,8 @@ class PCFilter:
 
     def _shaped(self, value: Any, name: str, size: int) -> Tensor:
         tensor = self._tensor(value, name)
+        if tensor.requires_grad:
+            tensor = tensor.detach()
         expected = (self._mean.shape[0], size) if self._batched else (size,)
         if tuple(tensor.shape) != expected:
             raise InvalidArgumentError(name, f"expected shape {expected}, got {tuple(tensor.shape)}")
@@ -192,7 +212,8 @@ class PCFilter:
 
     def _observation(self, obs: Any) -> tuple[Tensor, Tensor | None]:
         tensor = self._shaped(obs, "obs", self.model.obs_dim)
-        if bool(torch.isfinite(tensor).all()):
+        # One reduction first: a finite sum means every entry is finite.
+        if math.isfinite(float(tensor.sum())) or bool(torch.isfinite(tensor).all()):
             return tensor, None
         if bool(torch.isinf(tensor).any()):
             raise InvalidArgumentError("obs", "contains +-inf; mark a missing reading with NaN")
@@ -206,7 +227,7 @@ class PCFilter:
         if action is None:
             raise InvalidArgumentError("action", f"is required: the model takes an action of size {size}")
         tensor = self._shaped(action, "action", size)
-        if not bool(torch.isfinite(tensor).all()):
+        if not math.isfinite(float(tensor.sum())) and not bool(torch.isfinite(tensor).all()):
             raise InvalidArgumentError("action", "contains NaN or inf")
         return tensor
 
@@ -245,7 +266,9 @@ class PCFilter:
         return self._commit(mean, cov)
 
     def _commit(self, mean: Tensor, cov: Tensor) -> Belief:
-        if not bool(torch.isfinite(mean).all() & torch.isfinite(cov).all()):
+        # One reduction first: the sum of finite entries is finite unless it overflows.
+        if not math.isfinite(float(mean.sum() + cov.sum())) and not bool(
+                torch.isfinite(mean).all() & torch.isfinite(cov).all()):
             raise NonFiniteBeliefError("the filter step produced NaN or inf; the previous belief is kept")
         self._mean, self._cov = mean, cov
         return self._out(mean, cov)
@@ -253,23 +276,30 @@ class PCFilter:
     # ---- the maths ------------------------------------------------------------------------
 
     def _kalman(self, k: dict[str, Tensor], obs: Tensor, action: Tensor, predict: bool) -> tuple[Tensor, Tensor]:
-        """Linear model, every entry observed: the one Gauss-Newton step, in closed form."""
+        """Linear model, every entry observed: the one Gauss-Newton step, in closed form.
+
+        Few, batched (``bmm``) ops: per-op overhead dominates at small sizes.
+        """
+        b = self._batch_consts
+        mu = self._mean.unsqueeze(-1)
+        prior = self._cov
         if predict:
-            mu = self._mean @ k["AT"]
-            if action.shape[1]:
-                mu = torch.addmm(mu, action, k["BT"])
-            prior = torch.matmul(k["A"] @ self._cov, k["AT"]).add_(k["Q"])
-        else:
-            mu, prior = self._mean, self._cov
-        innovation = torch.addmm(obs, mu, k["CT"], alpha=-1)
-        cross = prior @ k["CT"]
-        chol = self._innovation_cholesky(torch.matmul(k["C"], cross).add_(k["R"]))
-        n = mu.shape[1]
-        solved = torch.linalg.solve_triangular(chol, torch.cat((cross.mT, innovation.unsqueeze(-1)), -1), upper=False)
-        white, z = solved[..., :n], solved[..., n:]
-        mean = torch.baddbmm(mu.unsqueeze(-1), white.mT, z).squeeze(-1)
+            mu = torch.bmm(b["A"], mu) if action.shape[1] == 0 else torch.baddbmm(
+                torch.bmm(b["B"], action.unsqueeze(-1)), b["A"], mu)
+            prior = torch.baddbmm(b["Q"], torch.bmm(b["A"], prior), b["AT"])
+        innovation = torch.baddbmm(obs.unsqueeze(-1), b["C"], mu, alpha=-1)
+        cross = torch.bmm(prior, b["CT"])
+        try:
+            chol = torch.linalg.cholesky(torch.baddbmm(b["R"], b["C"], cross))
+        except RuntimeError as exc:
+            raise NotPositiveDefiniteError(
+                "obs", "the innovation covariance C P C^T + R is not positive definite (ill-conditioned belief)"
+            ) from exc
+        white = torch.linalg.solve_triangular(chol, cross.mT, upper=False)
+        z = torch.linalg.solve_triangular(chol, innovation, upper=False)
+        mean = torch.baddbmm(mu, white.mT, z).squeeze(-1)
         cov = torch.baddbmm(prior, white.mT, white, alpha=-1)
-        return mean, _symmetric(cov)
+        return mean, cov
 
     @staticmethod
     def _innovation_cholesky(s: Tensor) -> Tensor:
@@ -325,6 +355,7 @@ class PCFilter:
         linear = self.model.is_linear
         s = mu
         y, jac = self._linearize_obs(s, observed)
+        active = torch.ones(s.shape[0], 1, dtype=torch.bool, device=s.device)
         for _ in range(1 if linear else self.iters):
             r = self._residual(obs, y, observed)
             v = r + (jac @ (s - mu).unsqueeze(-1)).squeeze(-1)
@@ -333,10 +364,14 @@ class PCFilter:
             step = mu + (cross @ torch.cholesky_solve(v.unsqueeze(-1), chol)).squeeze(-1) - s
             if not linear and self.max_halvings:
                 step = self._line_search(s, step, mu, r, obs, observed, noise_chol, prior_chol)
+            # Converged filters stop moving, so a filter's result never depends on its batch mates.
+            step = torch.where(active, step, torch.zeros((), dtype=step.dtype, device=step.device))
             s = s + step
             y, jac = self._linearize_obs(s, observed)
-            if self.tol is not None and float(step.abs().max()) <= self.tol * (1.0 + float(s.abs().max())):
-                break
+            if self.tol is not None:
+                active = active & (step.abs().amax(-1, keepdim=True) > self.tol * (1.0 + s.abs().amax(-1, keepdim=True)))
+                if not bool(active.any()):
+                    break
         cross = prior @ jac.mT
         chol = self._innovation_cholesky(jac @ cross + noise)
         white = torch.linalg.solve_triangular(chol, cross.mT, upper=False)
@@ -369,7 +404,11 @@ class PCFilter:
             y, jac = self._linearize_obs(s, observed)
             weighted = torch.cholesky_solve(self._residual(obs, y, observed).unsqueeze(-1), noise_chol)
             grad = (s - mu) @ prior_precision - (jac.mT @ weighted).squeeze(-1)
-            s = s - self.x_lr * grad
+            if self.x_lr is None:
+                curvature = k["prior_lmax"] + k["obs_lmax"] * jac.square().sum((-2, -1))
+                s = s - grad / curvature.unsqueeze(-1)
+            else:
+                s = s - self.x_lr * grad
         _, jac = self._linearize_obs(s, observed)
         hessian = jac.mT @ torch.cholesky_solve(jac, noise_chol) + prior_precision
         return s, torch.cholesky_inverse(torch.linalg.cholesky(_symmetric(hessian)))

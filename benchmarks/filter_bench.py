@@ -1,0 +1,259 @@
+"""PC filter benchmark: accuracy against filterpy's KF/EKF/UKF, latency at batch 1, throughput at batch 1024.
+
+Run: ``python benchmarks/filter_bench.py [--threads 1 2] [--quick]`` (needs the ``[bench]`` extra:
+filterpy). Prints one table per section; the bars are RMSE/KF <= 1.01 and latency <= 150 us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from filterpy.kalman import ExtendedKalmanFilter, KalmanFilter, MerweScaledSigmaPoints, UnscentedKalmanFilter
+
+import pcctrl.envs  # noqa: F401  (registers the ids)
+from pcctrl.estimation import PCFilter
+from pcctrl.models import LinearGaussianModel, pendulum_model
+
+DT, OBS_STD, PROC_STD = 0.05, 0.3, 0.1
+
+
+def timeit(fn: Callable[[], object], repeats: int) -> float:
+    """Median over 5 rounds of the mean seconds per call."""
+    for _ in range(max(repeats // 10, 20)):
+        fn()
+    rounds = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        rounds.append((time.perf_counter() - start) / repeats)
+    return float(np.median(rounds))
+
+
+# ---- linear: constant-acceleration tracking ---------------------------------------------------
+
+def tracking(seeds: int, steps: int) -> dict[str, float]:
+    dt = 0.1
+    A = np.array([[1, dt, dt * dt / 2], [0, 1, dt], [0, 0, 1]])
+    states, readings = np.zeros((seeds, steps, 3)), np.zeros((seeds, steps, 3))
+    for seed in range(seeds):
+        rng, x = np.random.default_rng(seed), np.zeros(3)
+        for t in range(steps):
+            x = A @ x + rng.normal(size=3)
+            states[seed, t], readings[seed, t] = x, x + rng.normal(size=3)
+    kf_est = np.zeros_like(states)
+    for seed in range(seeds):
+        kf = KalmanFilter(dim_x=3, dim_z=3)
+        kf.F, kf.H, kf.Q, kf.R, kf.P, kf.x = A, np.eye(3), np.eye(3), np.eye(3), np.eye(3), np.zeros(3)
+        for t in range(steps):
+            kf.predict()
+            kf.update(readings[seed, t])
+            kf_est[seed, t] = kf.x
+    mse = {"KF (filterpy)": float(np.mean((kf_est - states) ** 2))}
+    model = LinearGaussianModel(A, None, np.eye(3), np.eye(3), np.eye(3))
+    for mode in ("laplace", "fixed"):
+        filt = PCFilter(model, mode=mode)
+        filt.reset(np.zeros(3), np.eye(3), batch_size=seeds)
+        est = np.stack([filt.update(readings[:, t]).mean.numpy() for t in range(steps)], axis=1)
+        mse[f"PC {mode}"] = float(np.mean((est - states) ** 2))
+    return mse
+
+
+# ---- nonlinear: pendulum with a noisy angle sensor ---------------------------------------------
+
+def pendulum_np(x: np.ndarray, u: float) -> tuple[np.ndarray, np.ndarray]:
+    theta, omega = x
+    raw = omega + (15.0 * np.sin(theta) + 3 * float(np.clip(u, -2, 2))) * DT
+    c = 1.0 if -8 < raw < 8 else 0.0
+    new = float(np.clip(raw, -8, 8))
+    d = np.array([c * 15.0 * np.cos(theta) * DT, c])
+    return np.array([theta + new * DT, new]), np.array([[1 + DT * d[0], DT * d[1]], d])
+
+
+def h_np(x: np.ndarray) -> np.ndarray:
+    return np.array([np.cos(x[0]), np.sin(x[0])])
+
+
+def h_jac(x: np.ndarray) -> np.ndarray:
+    return np.array([[-np.sin(x[0]), 0.0], [np.cos(x[0]), 0.0]])
+
+
+Q_PEND = np.array([[PROC_STD**2 * DT * DT, PROC_STD**2 * DT], [PROC_STD**2 * DT, PROC_STD**2 + 1e-6]])
+R_PEND = OBS_STD**2 * np.eye(2)
+
+
+class PendulumEKF(ExtendedKalmanFilter):
+    """filterpy's EKF with the pendulum's nonlinear prediction."""
+
+    def predict_x(self, u: np.ndarray = 0) -> None:
+        self.x = pendulum_np(self.x, float(np.ravel(u)[0]))[0]
+
+    def step(self, z: np.ndarray, u: np.ndarray | None) -> None:
+        if u is not None:
+            self.F = pendulum_np(self.x, float(u[0]))[1]
+            self.predict(u)
+        self.update(z, h_jac, h_np)
+
+
+def make_ukf(x: np.ndarray, P: np.ndarray) -> UnscentedKalmanFilter:
+    points = MerweScaledSigmaPoints(2, alpha=1.0, beta=2.0, kappa=1.0)
+    ukf = UnscentedKalmanFilter(2, 2, DT, h_np, lambda s, dt, u=0.0: pendulum_np(s, u)[0], points)
+    ukf.x, ukf.P, ukf.Q, ukf.R = x.copy(), P.copy(), Q_PEND, R_PEND
+    return ukf
+
+
+def record(seed: int, steps: int = 200) -> dict[str, np.ndarray]:
+    env = gym.make("pcctrl/NoisyPendulum-v0", obs_noise_std=OBS_STD, process_noise_std=PROC_STD)
+    rng = np.random.default_rng(seed)
+    obs, info = env.reset(seed=seed)
+    s, a, o = [info["state"]], [], [obs.astype(np.float64)]
+    for _ in range(steps):
+        act = rng.uniform(-2, 2, size=1).astype(np.float32)
+        obs, _, _, _, info = env.step(act)
+        s.append(info["state"])
+        a.append(act.astype(np.float64))
+        o.append(obs.astype(np.float64))
+    return {"s": np.array(s), "a": np.array(a), "o": np.array(o)}
+
+
+def rmse(est: np.ndarray, states: np.ndarray) -> float:
+    err = est - states
+    err[..., 0] = (err[..., 0] + np.pi) % (2 * np.pi) - np.pi
+    return float(np.sqrt(np.mean(np.sum(err**2, axis=-1))))
+
+
+def start(o0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([np.arctan2(o0[1], o0[0]), 0.0]), np.diag([OBS_STD**2, 1.0])
+
+
+def pendulum(episodes: int) -> dict[str, float]:
+    data = [record(seed) for seed in range(episodes)]
+    states = np.stack([d["s"] for d in data])
+    ekf_est, ukf_est = [], []
+    for d in data:
+        x0, P0 = start(d["o"][0])
+        ekf = PendulumEKF(2, 2)
+        ekf.x, ekf.P, ekf.Q, ekf.R = x0.copy(), P0.copy(), Q_PEND, R_PEND
+        ukf = make_ukf(x0, P0)
+        e_out, u_out = [], []
+        for t, z in enumerate(d["o"]):
+            ekf.step(z, d["a"][t - 1] if t else None)
+            if t:
+                ukf.predict(u=float(d["a"][t - 1][0]))
+            else:
+                ukf.sigmas_f = ukf.points_fn.sigma_points(ukf.x, ukf.P)
+            ukf.update(z)
+            e_out.append(ekf.x.copy())
+            u_out.append(ukf.x.copy())
+        ekf_est.append(e_out)
+        ukf_est.append(u_out)
+    out = {"EKF (filterpy)": rmse(np.array(ekf_est), states), "UKF (filterpy)": rmse(np.array(ukf_est), states)}
+    model = pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=torch.float64)
+    for mode in ("laplace", "fixed"):
+        filt = PCFilter(model, mode=mode, prior_precision=None if mode == "laplace" else np.linalg.inv(Q_PEND))
+        starts = [start(d["o"][0]) for d in data]
+        filt.reset(np.stack([m for m, _ in starts]), np.stack([c for _, c in starts]))
+        readings = np.stack([d["o"] for d in data], axis=1)
+        actions = np.stack([d["a"] for d in data], axis=1)
+        est = [filt.correct(readings[0]).mean.numpy()]
+        for t in range(1, readings.shape[0]):
+            est.append(filt.update(readings[t], actions[t - 1]).mean.numpy())
+        out[f"PC {mode}"] = rmse(np.stack(est, axis=1), states)
+    return out
+
+
+# ---- speed -------------------------------------------------------------------------------------
+
+def linear_tracking_model(dtype: torch.dtype) -> tuple[LinearGaussianModel, object]:
+    env = gym.make("pcctrl/LinearTracking-v0").unwrapped
+    return LinearGaussianModel(env.A, env.B, env.C, env.Q, env.R, dtype=dtype), env
+
+
+def latency(repeats: int) -> dict[str, float]:
+    out = {}
+    for dtype in (torch.float64, torch.float32):
+        model, env = linear_tracking_model(dtype)
+        filt = PCFilter(model)
+        obs, act = torch.tensor([0.1, -0.2], dtype=dtype), torch.tensor([0.3, 0.1], dtype=dtype)
+        out[f"PC laplace, LinearTracking (4-D), {str(dtype)[6:]}, torch tensors"] = timeit(lambda: filt.update(obs, act), repeats)
+        obs_np, act_np = obs.numpy(), act.numpy()
+        out[f"PC laplace, LinearTracking (4-D), {str(dtype)[6:]}, numpy inputs"] = timeit(
+            lambda: filt.update(obs_np, act_np), repeats)
+    kf = KalmanFilter(dim_x=4, dim_z=2, dim_u=2)
+    kf.F, kf.B, kf.H, kf.Q, kf.R = env.A, env.B, env.C, env.Q, env.R
+    z, u = np.array([0.1, -0.2]), np.array([0.3, 0.1])
+
+    def kf_step() -> None:
+        kf.predict(u)
+        kf.update(z)
+
+    out["filterpy KF, LinearTracking (4-D)"] = timeit(kf_step, repeats)
+    pend = PCFilter(pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=torch.float64))
+    zt, ut = torch.tensor([0.9, 0.3], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64)
+    out["PC laplace, pendulum (2-D, nonlinear), float64"] = timeit(lambda: pend.update(zt, ut), max(repeats // 10, 50))
+    ekf = PendulumEKF(2, 2)
+    ekf.x, ekf.P, ekf.Q, ekf.R = np.zeros(2), np.eye(2), Q_PEND, R_PEND
+    ukf = make_ukf(np.zeros(2), np.eye(2))
+    zn, un = zt.numpy(), ut.numpy()
+    out["filterpy EKF, pendulum"] = timeit(lambda: ekf.step(zn, un), repeats)
+
+    def ukf_step() -> None:
+        ukf.predict(u=0.5)
+        ukf.update(zn)
+
+    out["filterpy UKF, pendulum"] = timeit(ukf_step, repeats)
+    return out
+
+
+def throughput(batch: int, repeats: int) -> dict[str, float]:
+    out = {}
+    for dtype in (torch.float64, torch.float32):
+        model, _ = linear_tracking_model(dtype)
+        filt = PCFilter(model)
+        filt.reset(batch_size=batch)
+        obs, act = torch.randn(batch, 2, dtype=dtype), torch.randn(batch, 2, dtype=dtype)
+        out[f"PC laplace, LinearTracking, {str(dtype)[6:]}"] = batch / timeit(lambda: filt.update(obs, act), repeats)
+    pend = PCFilter(pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=torch.float32))
+    pend.reset(batch_size=batch)
+    obs, act = torch.randn(batch, 2), torch.randn(batch, 1)
+    out["PC laplace, pendulum, float32"] = batch / timeit(lambda: pend.update(obs, act), max(repeats // 10, 10))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--quick", action="store_true", help="fewer seeds and repeats (smoke run)")
+    args = parser.parse_args()
+    seeds, steps, episodes, repeats = (3, 300, 4, 200) if args.quick else (10, 2000, 32, 2000)
+    torch.set_num_threads(1)
+    print(f"# pcctrl filter benchmark — {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"python {platform.python_version()}")
+    mse = tracking(seeds, steps)
+    print(f"\n## Constant-acceleration tracking (3-D state, Q = R = I, {steps} steps, {seeds} seeds), MSE")
+    for name, value in mse.items():
+        print(f"  {name:<16} MSE {value:9.4f}   ratio to KF {value / mse['KF (filterpy)']:.4f}"
+              f"   RMSE ratio {np.sqrt(value / mse['KF (filterpy)']):.4f}")
+    res = pendulum(episodes)
+    print(f"\n## Pendulum, noisy [cos, sin] sensor only (std {OBS_STD}), {episodes} episodes x 200 steps, RMSE")
+    for name, value in res.items():
+        print(f"  {name:<16} RMSE {value:.4f}   / EKF {value / res['EKF (filterpy)']:.4f}"
+              f"   / UKF {value / res['UKF (filterpy)']:.4f}")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        print(f"\n## Update latency, batch 1, CPU, torch threads = {threads} (median of 5 rounds)")
+        for name, value in latency(repeats).items():
+            print(f"  {name:<60} {value * 1e6:9.1f} us")
+        print(f"\n## Throughput, batch 1024, CPU, torch threads = {threads}")
+        for name, value in throughput(1024, max(repeats // 20, 20)).items():
+            print(f"  {name:<60} {value / 1e6:9.3f} M filter-updates/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -265,14 +265,14 @@ class EnergyGraph(nn.Module):
         return self.precisions[name].weigh(value - mu, state.observed.get(name))
 
     def signal_and_energy(self, name: str, value: Tensor, mu: Tensor, state: State) -> tuple[Tensor, Tensor]:
-        """``signal`` and per-sample ``node_energy`` of one node, sharing the work."""
+        """``signal`` and the batch-summed ``node_energy`` of one node, sharing the work."""
         if state.kinds[name] == "ce":
             log_p = torch.log_softmax(mu, dim=-1)
-            return value - log_p.exp(), -(value * log_p).sum(-1)
+            return value - log_p.exp(), -(value * log_p).sum()
         precision = self.precisions[name]
         eps = value - mu
         observed = state.observed.get(name)
-        return precision.weigh(eps, observed), precision.energy(eps, observed)
+        return precision.weigh(eps, observed), precision.total_energy(eps, observed)
 
     def energy_nodes(self, state: State) -> list[str]:
         """Predicted nodes whose energy counts: clamped ones and ones that predict others.

@@ -179,6 +179,8 @@ def relax(
         for name in inferred:
             state.values[name] = state.values[name].detach().requires_grad_(True)
         optimizer = node_optimizer([state.values[n] for n in inferred])
+    some_value = next(iter(state.values.values()))
+    zero = torch.zeros((), dtype=some_value.dtype, device=some_value.device)
     moved: set[str] = set()
     per_node: list[Tensor] = []
     trace: list[Tensor] = []
@@ -198,9 +200,9 @@ def relax(
                 if name in active:
                     signal, energy = graph.signal_and_energy(name, state.values[name], local[name][1].detach(), state)
                     signals[name] = signal
-                    energies.append(energy.sum())
+                    energies.append(energy)
                 else:
-                    energies.append(torch.zeros((), dtype=state.values[name].dtype, device=state.values[name].device))
+                    energies.append(zero)
             table = torch.stack(energies) if energies else torch.zeros(1)
         per_node.append(table)
         trace.append(table.sum() / state.batch)
@@ -223,14 +225,15 @@ def relax(
             moved = set(graph.specs)
         with torch.no_grad():
             for name in inferred:
-                grad = -feedback[name] if name in feedback else None
                 if name in signals:
-                    grad = signals[name] if grad is None else grad + signals[name]
-                if grad is None:
+                    grad = signals[name] - feedback[name] if name in feedback else signals[name]
+                elif name in feedback:
+                    grad = feedback[name].neg()
+                else:
                     continue
                 grad = _masked(grad, state.infer_mask[name])
                 if optimizer is None:
-                    state.values[name] = state.values[name] - x_lr * grad
+                    state.values[name] = torch.add(state.values[name], grad, alpha=-x_lr)
                 else:
                     state.values[name].grad = grad
                 moved.add(name)

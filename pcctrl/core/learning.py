@@ -94,7 +94,7 @@ def _exact_sweep(
         with torch.no_grad():
             for name in group:
                 own, energy = graph.signal_and_energy(name, state.values[name], mus[name], state)
-                start.append(energy.sum())
+                start.append(energy)
                 if name not in inferred:
                     signals[name] = own
                     end.append(start[-1])
@@ -113,7 +113,7 @@ def _exact_sweep(
                 value = mus[name] + graph.precisions[name].solve(signal)
                 state.values[name] = value if mask is None else torch.where(mask, value, state.values[name])
                 signals[name] = signal
-                end.append(graph.signal_and_energy(name, state.values[name], mus[name], state)[1].sum())
+                end.append(graph.signal_and_energy(name, state.values[name], mus[name], state)[1])
         if not signals:
             continue
         parents, grads = _backward(graph, local, signals, inferred, params, retain=False)

@@ -117,6 +117,13 @@ class Precision(nn.Module):
             return torch.cholesky_solve(flat.T, self._cholesky()).T.reshape(signal.shape)
         return signal / self.raw.exp()
 
+    def total_energy(self, eps: Tensor, observed: Tensor | None = None) -> Tensor:
+        """``energy`` summed over the batch, as a scalar."""
+        if self.is_identity and observed is None:
+            flat = eps.reshape(-1)
+            return 0.5 * torch.dot(flat, flat)
+        return self.energy(eps, observed).sum()
+
     def energy(self, eps: Tensor, observed: Tensor | None = None) -> Tensor:
         """Per-sample ``1/2 eps^T Pi eps - 1/2 log det Pi`` over the observed entries."""
         batch = eps.shape[0]

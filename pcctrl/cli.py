@@ -1,0 +1,35 @@
+"""The ``pcctrl`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pcctrl", description="Predictive-coding estimation, control and learning.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="PC learning vs backprop, and a PC filter on a tracking task (about a minute)")
+    demo.add_argument("--seed", type=int, default=0, help="seed for data, weights and noise (default 0)")
+    demo.add_argument("--epochs", type=int, default=40, help="training epochs per learner (default 40)")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for demo.png (default runs/demo)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pcctrl`` command."""
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        if args.epochs <= 0:
+            print("pcctrl demo: --epochs must be positive", file=sys.stderr)
+            return 2
+        from .demo import run_demo
+
+        print(run_demo(args.out, seed=args.seed, epochs=args.epochs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,100 +1,55 @@
-"""One PCGraph, three jobs by clamping, on scikit-learn's digits: classify, generate, recall.
-
-The graph has a discriminative path (image -> hd -> label) and a generative path
-(label -> hg -> image): a cycle. Training clamps image and label; everything else is inference.
-"""
+"""One PCGraph, three jobs by clamping, on scikit-learn's digits (runs examples/pcgraph_digits.py)."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 import torch
-from torch import nn
 
-from pcctrl import PCGraph, Precision
-
-datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn is in the [test] extra")
-
-HIDDEN = 64
-EPOCHS = 40
+pytest.importorskip("sklearn.datasets", reason="scikit-learn is in the [test] extra")
 
 
-def _modules() -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
-    torch.manual_seed(1)
-    encode, classify = nn.Linear(64, HIDDEN), nn.Sequential(nn.Tanh(), nn.Linear(HIDDEN, 10))
-    torch.manual_seed(2)
-    return encode, classify, nn.Linear(10, HIDDEN), nn.Sequential(nn.Tanh(), nn.Linear(HIDDEN, 64))
-
-
-def _batches(indices: torch.Tensor, epoch: int) -> list[torch.Tensor]:
-    order = indices[torch.randperm(len(indices), generator=torch.Generator().manual_seed(epoch))]
-    return list(order.split(32))
+def _example() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "examples" / "pcgraph_digits.py"
+    spec = importlib.util.spec_from_file_location("pcgraph_digits", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
-def trained() -> dict[str, object]:
-    digits = datasets.load_digits()
-    images = torch.tensor(digits.data / 16.0, dtype=torch.float32)
-    labels = torch.tensor(digits.target)
-    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
-    train, test = perm[:1200], perm[1200:]
-    one_hot = nn.functional.one_hot(labels, 10).float()
-
-    encode, classify, prior, generate = _modules()
-    graph = PCGraph(
-        {"image": 64, "hd": HIDDEN, "hg": HIDDEN, "label": 10},
-        [("image", "hd", encode), ("hd", "label", classify), ("label", "hg", prior), ("hg", "image", generate)],
-        precisions={"label": Precision.scalar(0.1)},
-        T=20,
-        x_lr=0.1,
-    )
-    optimizer = torch.optim.Adam(graph.parameters(), lr=2e-3)
-    for epoch in range(EPOCHS):
-        for batch in _batches(train, epoch):
-            graph.train_step({"image": images[batch], "label": one_hot[batch]}, optimizer)
-
-    encode_bp, classify_bp, _, _ = _modules()
-    backprop = nn.Sequential(encode_bp, classify_bp)
-    optimizer = torch.optim.Adam(backprop.parameters(), lr=2e-3)
-    for epoch in range(EPOCHS):
-        for batch in _batches(train, epoch):
-            optimizer.zero_grad()
-            (0.5 * (backprop(images[batch]) - one_hot[batch]).square().sum(1).mean()).backward()
-            optimizer.step()
-    return {"graph": graph, "backprop": backprop, "images": images, "labels": labels,
-            "train": train, "test": test}
+def trained() -> tuple[ModuleType, object, object, torch.nn.Module]:
+    example = _example()
+    data = example.load()
+    return example, data, example.train_graph(data), example.train_backprop(data)
 
 
-def test_classifies_within_two_points_of_backprop(trained: dict) -> None:
-    graph, images, labels, test = trained["graph"], trained["images"], trained["labels"], trained["test"]
-    inferred = graph.infer({"image": images[test]}, T=100).values["label"]
-    accuracy = float((inferred.argmax(1) == labels[test]).float().mean())
+def test_classifies_within_two_points_of_backprop(trained) -> None:
+    example, data, graph, reference = trained
+    accuracy = example.classify(graph, data)
     with torch.no_grad():
-        reference = float((trained["backprop"](images[test]).argmax(1) == labels[test]).float().mean())
-    assert reference > 0.9
-    assert accuracy >= reference - 0.02, (accuracy, reference)
+        bp = float((reference(data.images[data.test]).argmax(1) == data.labels[data.test]).float().mean())
+    assert bp > 0.9
+    assert accuracy >= bp - 0.02, (accuracy, bp)
 
 
-def test_generates_recognisable_digits(trained: dict) -> None:
-    graph, images, labels, train = trained["graph"], trained["images"], trained["labels"], trained["train"]
-    wanted = torch.arange(10).repeat(10)
-    generated = graph.infer({"label": nn.functional.one_hot(wanted, 10).float()}, T=300).values["image"]
-    class_means = torch.stack([images[train][labels[train] == k].mean(0) for k in range(10)])
-    nearest = torch.cdist(generated, class_means).argmin(1)
-    assert float((nearest == wanted).float().mean()) >= 0.8
+def test_generates_recognisable_digits(trained) -> None:
+    example, data, graph, reference = trained
+    wanted, images = example.generate(graph)
+    train_images, train_labels = data.images[data.train], data.labels[data.train]
+    class_means = torch.stack([train_images[train_labels == k].mean(0) for k in range(10)])
+    assert float((torch.cdist(images, class_means).argmin(1) == wanted).float().mean()) >= 0.8
     with torch.no_grad():
-        judged = trained["backprop"](generated).argmax(1)
-    assert float((judged == wanted).float().mean()) >= 0.8
+        assert float((reference(images).argmax(1) == wanted).float().mean()) >= 0.8
 
 
-def test_recalls_stored_patterns_from_half_masked_ones(trained: dict) -> None:
-    graph, images, train = trained["graph"], trained["images"], trained["train"]
-    stored = images[train[:200]]
-    missing = torch.rand(stored.shape, generator=torch.Generator().manual_seed(3)) < 0.5
-    corrupted = stored.masked_fill(missing, float("nan"))
-    recalled = graph.infer({"image": corrupted}, T=1000).values["image"]
-    assert torch.equal(recalled[~missing], stored[~missing])
-    error = float((recalled - stored)[missing].square().mean())
-    zero_fill = float(stored[missing].square().mean())
-    mean_fill = float((images[train].mean(0).expand_as(stored) - stored)[missing].square().mean())
-    assert error < 0.5 * zero_fill, (error, zero_fill)
-    assert error < mean_fill, (error, mean_fill)
+def test_recalls_stored_patterns_from_half_masked_ones(trained) -> None:
+    example, data, graph, _ = trained
+    result = example.recall(graph, data)
+    assert result["observed kept"] == 1.0
+    assert result["recall"] < 0.5 * result["zero fill"], result
+    assert result["recall"] < result["mean fill"], result

@@ -15,6 +15,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed for data, weights and noise (default 0)")
     demo.add_argument("--epochs", type=int, default=40, help="training epochs per learner (default 40)")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for demo.png (default runs/demo)")
+    demo.add_argument("--threads", type=int, default=1,
+                      help="torch CPU threads for this run; its models are small and run fastest on one "
+                           "(default 1; 0 keeps torch's default)")
     return parser
 
 
@@ -22,10 +25,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pcctrl`` command."""
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        if args.epochs <= 0:
-            print("pcctrl demo: --epochs must be positive", file=sys.stderr)
+        if args.epochs <= 0 or args.threads < 0:
+            print("pcctrl demo: --epochs must be positive and --threads non-negative", file=sys.stderr)
             return 2
+        import torch
+
         from .demo import run_demo
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
 
         print(run_demo(args.out, seed=args.seed, epochs=args.epochs))
     return 0

@@ -160,7 +160,6 @@ class EnergyGraph(nn.Module):
         self,
         clamps: Mapping[str, Tensor],
         kinds: Mapping[str, EnergyKind] | None = None,
-        infer_missing: bool = True,
     ) -> State:
         """Check clamped values and build the inference state (values not yet initialised).
 
@@ -188,7 +187,7 @@ class EnergyGraph(nn.Module):
             missing = None if bool(torch.isfinite(value.sum())) else torch.isnan(value)
             if missing is not None and bool(missing.any()):
                 value = torch.where(missing, torch.zeros((), dtype=value.dtype, device=value.device), value)
-                if self.children[name] and infer_missing:
+                if self.children[name]:
                     infer_mask[name] = missing
                 else:
                     observed[name] = ~missing
@@ -258,14 +257,8 @@ class EnergyGraph(nn.Module):
             return -(value * torch.log_softmax(mu, dim=-1)).sum(-1)
         return self.precisions[name].energy(value - mu, state.observed.get(name))
 
-    def signal(self, name: str, value: Tensor, mu: Tensor, state: State) -> Tensor:
-        """``-dE_i/dmu_i``: the precision-weighted error that node ``i`` sends to its parents."""
-        if state.kinds[name] == "ce":
-            return value - torch.softmax(mu, dim=-1)
-        return self.precisions[name].weigh(value - mu, state.observed.get(name))
-
     def signal_and_energy(self, name: str, value: Tensor, mu: Tensor, state: State) -> tuple[Tensor, Tensor]:
-        """``signal`` and the batch-summed ``node_energy`` of one node, sharing the work."""
+        """``-dE_i/dmu_i`` (the weighted error node ``i`` sends to its parents) and its batch-summed energy."""
         if state.kinds[name] == "ce":
             log_p = torch.log_softmax(mu, dim=-1)
             return value - log_p.exp(), -(value * log_p).sum()

@@ -148,7 +148,7 @@ class PCNetwork(nn.Module):
         if y is not None:
             clamps[self._output] = y
         kind = "ce" if _check_loss(loss) == "ce" else "gaussian"
-        return graph.prepare(clamps, kinds={self._output: kind}, infer_missing=True)
+        return graph.prepare(clamps, kinds={self._output: kind})
 
     # ---- PC operations ----------------------------------------------------------------------
 

@@ -203,7 +203,7 @@ def relax(
                     energies.append(energy)
                 else:
                     energies.append(zero)
-            table = torch.stack(energies) if energies else torch.zeros(1)
+            table = torch.stack(energies) if energies else zero.reshape(1)
         per_node.append(table)
         trace.append(table.sum() / state.batch)
         if tol is not None:

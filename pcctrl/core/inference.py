@@ -96,7 +96,9 @@ def local_forward(graph: EnergyGraph, state: State) -> LocalGraphs:
         spec = graph.specs[name]
         if spec.predict is None:
             if name not in state.values:
-                raise ValueError(f"node {graph.describe(name)} has no prediction and must be clamped")
+                if spec.shape is None or not graph.children[name]:
+                    raise ValueError(f"node {graph.describe(name)} has no prediction and must be clamped")
+                state.values[name] = torch.zeros((state.batch, *spec.shape), dtype=_dtype(state), device=_device(state))
             continue
         local[name] = build_local(graph, state, name, inferred)
         mu = local[name][1].detach()
@@ -107,6 +109,14 @@ def local_forward(graph: EnergyGraph, state: State) -> LocalGraphs:
             if name in state.infer_mask:
                 state.values[name] = torch.where(state.infer_mask[name], mu, state.values[name])
     return local
+
+
+def _dtype(state: State) -> torch.dtype:
+    return next(iter(state.values.values())).dtype
+
+
+def _device(state: State) -> torch.device:
+    return next(iter(state.values.values())).device
 
 
 def _backward(
@@ -179,8 +189,7 @@ def relax(
         for name in inferred:
             state.values[name] = state.values[name].detach().requires_grad_(True)
         optimizer = node_optimizer([state.values[n] for n in inferred])
-    some_value = next(iter(state.values.values()))
-    zero = torch.zeros((), dtype=some_value.dtype, device=some_value.device)
+    zero = torch.zeros((), dtype=_dtype(state), device=_device(state))
     moved: set[str] = set()
     per_node: list[Tensor] = []
     trace: list[Tensor] = []

@@ -190,9 +190,12 @@ def relax(
             state.values[name] = state.values[name].detach().requires_grad_(True)
         optimizer = node_optimizer([state.values[n] for n in inferred])
     zero = torch.zeros((), dtype=_dtype(state), device=_device(state))
+    # Unit-precision Gaussian nodes: signal = eps and energy = 1/2 eps.eps, halved once at the end.
+    plain = {n for n in names if state.kinds[n] == "gaussian" and graph.precisions[n].is_identity
+             and n not in state.observed}
+    halves = torch.tensor([0.5 if n in plain else 1.0 for n in names], dtype=zero.dtype, device=zero.device)
     moved: set[str] = set()
     per_node: list[Tensor] = []
-    trace: list[Tensor] = []
     signals: dict[str, Tensor] = {}
     previous: float | None = None
     converged = False
@@ -206,17 +209,21 @@ def relax(
         with torch.no_grad():
             signals, energies = {}, []
             for name in names:
-                if name in active:
+                if name not in active:
+                    energies.append(zero)
+                elif name in plain:
+                    eps = state.values[name] - local[name][1].detach()
+                    flat = eps.reshape(-1)
+                    signals[name] = eps
+                    energies.append(torch.dot(flat, flat))
+                else:
                     signal, energy = graph.signal_and_energy(name, state.values[name], local[name][1].detach(), state)
                     signals[name] = signal
                     energies.append(energy)
-                else:
-                    energies.append(zero)
             table = torch.stack(energies) if energies else zero.reshape(1)
         per_node.append(table)
-        trace.append(table.sum() / state.batch)
         if tol is not None:
-            current = float(trace[-1])
+            current = float((table * halves).sum()) if names else 0.0
             if previous is not None and abs(previous - current) <= tol * max(abs(previous), 1e-12):
                 converged = True
                 break
@@ -256,6 +263,8 @@ def relax(
         state.values[name] = state.values[name].detach()
     mus = {n: mu.detach() for n, (_, mu) in local.items()}
     graph.fill_sinks(state, mus)
+    table = torch.stack(per_node) * halves if names else torch.stack(per_node)
+    trace = list((table.sum(1) / state.batch).unbind())
     return Relaxation(state, mus, trace, done, converged, local, signals)
 
 

@@ -174,3 +174,15 @@ def test_cuda_matches_cpu() -> None:
     for name in cpu:
         torch.testing.assert_close(gpu[name].cpu(), cpu[name])
     assert max(a.relative_error for a in bp_alignment(PCNetwork(module, algorithm="exact"), x.cuda(), y.cuda()).values()) < 1e-10
+
+
+def test_clamping_the_output_generates_an_input() -> None:
+    """With the whole input missing (NaN), relaxation finds the minimum-norm input explaining y."""
+    torch.manual_seed(0)
+    layer = nn.Linear(5, 2).double()
+    net = PCNetwork(nn.Sequential(layer), T=3000, x_lr=0.5)
+    y = torch.randn(4, 2, dtype=torch.float64)
+    generated = net.relax(torch.full((4, 5), float("nan"), dtype=torch.float64), y).values["x0"]
+    with torch.no_grad():
+        expected = (y - layer.bias) @ torch.linalg.pinv(layer.weight).T
+    torch.testing.assert_close(generated, expected, atol=1e-6, rtol=0)

@@ -23,9 +23,9 @@ from pcctrl.models import LinearGaussianModel, pendulum_model
 DT, OBS_STD, PROC_STD = 0.05, 0.3, 0.1
 
 
-def timeit(fn: Callable[[], object], repeats: int) -> float:
+def timeit(fn: Callable[[], object], repeats: int, warmup: int | None = None) -> float:
     """Median over 5 rounds of the mean seconds per call."""
-    for _ in range(max(repeats // 10, 20)):
+    for _ in range(max(repeats // 10, 20) if warmup is None else warmup):
         fn()
     rounds = []
     for _ in range(5):
@@ -196,18 +196,61 @@ def latency(repeats: int) -> dict[str, float]:
     out["filterpy KF, LinearTracking (4-D)"] = timeit(kf_step, repeats)
     pend = PCFilter(pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=torch.float64))
     zt, ut = torch.tensor([0.9, 0.3], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64)
-    out["PC laplace, pendulum (2-D, nonlinear), float64"] = timeit(lambda: pend.update(zt, ut), max(repeats // 10, 50))
+    out["PC laplace, pendulum (2-D, nonlinear), float64, fixed input"] = timeit(lambda: pend.update(zt, ut),
+                                                                              max(repeats // 10, 50))
     ekf = PendulumEKF(2, 2)
     ekf.x, ekf.P, ekf.Q, ekf.R = np.zeros(2), np.eye(2), Q_PEND, R_PEND
     ukf = make_ukf(np.zeros(2), np.eye(2))
     zn, un = zt.numpy(), ut.numpy()
-    out["filterpy EKF, pendulum"] = timeit(lambda: ekf.step(zn, un), repeats)
+    out["filterpy EKF, pendulum, fixed input"] = timeit(lambda: ekf.step(zn, un), repeats)
 
     def ukf_step() -> None:
         ukf.predict(u=0.5)
         ukf.update(zn)
 
-    out["filterpy UKF, pendulum"] = timeit(ukf_step, repeats)
+    out["filterpy UKF, pendulum, fixed input"] = timeit(ukf_step, repeats)
+    out.update(replay_latency(1))
+    return out
+
+
+def replay_latency(repeats: int) -> dict[str, float]:
+    """Seconds per update while replaying 4 recorded episodes (realistic readings and torques)."""
+    episodes = [record(seed) for seed in range(4)]
+    out = {}
+    for dtype in (torch.float64, torch.float32):
+        pend = PCFilter(pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=dtype))
+        data = [([torch.tensor(o, dtype=dtype) for o in d["o"]], [torch.tensor(a, dtype=dtype) for a in d["a"]],
+                 start(d["o"][0])) for d in episodes]
+
+        def pc_run() -> None:
+            for obs, act, (x0, P0) in data:
+                pend.reset(x0, P0)
+                pend.correct(obs[0])
+                for t in range(1, len(obs)):
+                    pend.update(obs[t], act[t - 1])
+
+        out[f"PC laplace, pendulum replay, {str(dtype)[6:]}"] = timeit(pc_run, repeats, warmup=1) / sum(len(d["a"]) for d in episodes)
+
+    def ekf_run() -> None:
+        for d in episodes:
+            x0, P0 = start(d["o"][0])
+            ekf = PendulumEKF(2, 2)
+            ekf.x, ekf.P, ekf.Q, ekf.R = x0.copy(), P0.copy(), Q_PEND, R_PEND
+            for t, z in enumerate(d["o"]):
+                ekf.step(z, d["a"][t - 1] if t else None)
+
+    def ukf_run() -> None:
+        for d in episodes:
+            ukf = make_ukf(*start(d["o"][0]))
+            ukf.sigmas_f = ukf.points_fn.sigma_points(ukf.x, ukf.P)
+            ukf.update(d["o"][0])
+            for t in range(1, len(d["o"])):
+                ukf.predict(u=float(d["a"][t - 1][0]))
+                ukf.update(d["o"][t])
+
+    steps = sum(len(d["a"]) for d in episodes)
+    out["filterpy EKF, pendulum replay"] = timeit(ekf_run, repeats, warmup=1) / steps
+    out["filterpy UKF, pendulum replay"] = timeit(ukf_run, repeats, warmup=1) / steps
     return out
 
 

@@ -157,6 +157,8 @@ class PCFilter:
         model = self.model
         consts = {"Q": model.process_cov().detach(), "R": model.obs_cov().detach()}
         consts["R_chol"] = torch.linalg.cholesky(consts["R"])
+        consts["R_white"] = torch.linalg.solve_triangular(
+            consts["R_chol"], torch.eye(model.obs_dim, dtype=self._dtype, device=self._device), upper=False)
         if self._fast:
             consts.update(A=model.A.detach(), B=model.B.detach(), C=model.C.detach())
         if self.mode == "fixed":
@@ -315,7 +317,7 @@ class PCFilter:
         if self.mode == "fixed":
             return model.transition(self._mean, action), k["prior_cov"].expand_as(self._cov)
         mu, jac = model.linearize_transition(self._mean, action)
-        return mu, _symmetric(jac @ self._cov @ jac.mT + k["Q"])
+        return mu, _symmetric(torch.baddbmm(k["Q"], torch.bmm(jac, self._cov), jac.mT))
 
     def _masked_noise(self, k: dict[str, Tensor], observed: Tensor | None) -> tuple[Tensor, Tensor]:
         """Observation covariance with missing rows/columns replaced by the identity, and its factor.
@@ -345,52 +347,118 @@ class PCFilter:
         noise, noise_chol = self._masked_noise(k, observed)
         if self.mode == "fixed":
             return self._relax_fixed(k, mu, obs, observed, noise_chol)
-        return self._relax_gauss_newton(mu, prior, obs, observed, noise, noise_chol)
+        noise_white = k["R_white"] if observed is None else torch.linalg.solve_triangular(
+            noise_chol, torch.eye(noise_chol.shape[-1], dtype=noise_chol.dtype, device=noise_chol.device), upper=False)
+        return self._relax_gauss_newton(mu, prior, obs, observed, noise, noise_white)
 
     def _relax_gauss_newton(self, mu: Tensor, prior: Tensor, obs: Tensor, observed: Tensor | None,
-                            noise: Tensor, noise_chol: Tensor) -> tuple[Tensor, Tensor]:
+                            noise: Tensor, noise_white: Tensor) -> tuple[Tensor, Tensor]:
+        """Gauss-Newton relaxation of ``E_t`` from ``mu``; ``(mean, inverse Gauss-Newton Hessian)``.
+
+        The line search's first candidate (the full step) is where the next iteration linearizes,
+        so a step that lowers the energy costs no extra model call; only a step that raises it
+        backtracks (:meth:`_backtrack`). One host sync per iteration reads every stop and error flag.
+        """
         prior_chol, info = torch.linalg.cholesky_ex(prior)
         if bool(info.any()):
             raise NotPositiveDefiniteError("cov", "the predicted covariance is not positive definite")
         linear = self.model.is_linear
-        s = mu
+        search = not linear and self.max_halvings > 0
+        tol = None if linear else self.tol
+        s, d, n = mu, torch.zeros_like(mu), mu.shape[-1]
         y, jac = self._linearize_obs(s, observed)
-        active = torch.ones(s.shape[0], 1, dtype=torch.bool, device=s.device)
+        r = self._residual(obs, y, observed)
+        mu_col = mu.unsqueeze(-1)
+        if search:
+            weight = self._whitener(noise_white, prior_chol)
+            energy = self._quadratic(weight, r, d)
+        if tol is not None:
+            tol_row = torch.tensor([1.0, -tol], dtype=s.dtype, device=s.device)
+            active = torch.ones(s.shape[0], dtype=torch.bool, device=s.device)
+            zero = torch.zeros((), dtype=s.dtype, device=s.device)
+        failed = None
         for _ in range(1 if linear else self.iters):
+            cross = torch.bmm(prior, jac.mT)
+            chol, info = torch.linalg.cholesky_ex(torch.baddbmm(noise, jac, cross))
+            failed = info if failed is None else failed.bitwise_or_(info)
+            v = torch.baddbmm(r.unsqueeze(-1), jac, d.unsqueeze(-1))
+            # [L^-1 G P, L^-1 v] with L L^T = G P G^T + R: the step is mu + (L^-1 G P)^T L^-1 v - s.
+            white = torch.linalg.solve_triangular(chol, torch.cat((cross.mT, v), dim=-1), upper=False)
+            step = torch.baddbmm(mu_col, white[..., :n].mT, white[..., n:]).squeeze(-1) - s
+            if tol is not None:
+                # Converged filters stop moving, so a filter's result never depends on its batch mates.
+                step = torch.where(active.unsqueeze(-1), step, zero)
+            candidate = s + step
+            y, jac = self._linearize_obs(candidate, observed)
             r = self._residual(obs, y, observed)
-            v = r + (jac @ (s - mu).unsqueeze(-1)).squeeze(-1)
-            cross = prior @ jac.mT
-            chol = self._innovation_cholesky(jac @ cross + noise)
-            step = mu + (cross @ torch.cholesky_solve(v.unsqueeze(-1), chol)).squeeze(-1) - s
-            if not linear and self.max_halvings:
-                step = self._line_search(s, step, mu, r, obs, observed, noise_chol, prior_chol)
-            # Converged filters stop moving, so a filter's result never depends on its batch mates.
-            step = torch.where(active, step, torch.zeros((), dtype=step.dtype, device=step.device))
-            s = s + step
-            y, jac = self._linearize_obs(s, observed)
-            if self.tol is not None:
-                active = active & (step.abs().amax(-1, keepdim=True) > self.tol * (1.0 + s.abs().amax(-1, keepdim=True)))
-                if not bool(active.any()):
+            d = candidate - mu
+            flags = []
+            if search:
+                new_energy = self._quadratic(weight, r, d)
+                worse = (new_energy <= energy * (1 + 1e-12)).logical_not_()
+                flags.append(worse)
+            if tol is not None:
+                moving = self._moving(active, step, candidate, tol, tol_row)
+                flags.append(moving)
+            state = (torch.stack(flags).any(-1) if len(flags) > 1 else flags[0].any().unsqueeze(0)).tolist() \
+                if flags else []
+            if search and state[0]:
+                step = self._backtrack(s, step, worse, mu, energy, obs, observed, weight)
+                candidate = s + step
+                y, jac = self._linearize_obs(candidate, observed)
+                r = self._residual(obs, y, observed)
+                d = candidate - mu
+                new_energy = self._quadratic(weight, r, d)
+                if tol is not None:
+                    moving = self._moving(active, step, candidate, tol, tol_row)
+                    state[-1] = bool(moving.any())
+            s = candidate
+            if search:
+                energy = new_energy
+            if tol is not None:
+                active = moving
+                if not state[-1]:
                     break
-        cross = prior @ jac.mT
-        chol = self._innovation_cholesky(jac @ cross + noise)
+        if failed is not None and bool(failed.any()):
+            raise NotPositiveDefiniteError(
+                "obs", "the innovation covariance G P G^T + R is not positive definite (ill-conditioned belief)"
+            )
+        cross = torch.bmm(prior, jac.mT)
+        chol = self._innovation_cholesky(torch.baddbmm(noise, jac, cross))
         white = torch.linalg.solve_triangular(chol, cross.mT, upper=False)
-        return s, _symmetric(prior - white.mT @ white)
+        return s, _symmetric(torch.baddbmm(prior, white.mT, white, alpha=-1))
 
-    def _energy(self, s: Tensor, r: Tensor, mu: Tensor, noise_chol: Tensor, prior_chol: Tensor) -> Tensor:
-        sensory = torch.linalg.solve_triangular(noise_chol, r.unsqueeze(-1), upper=False)
-        prior = torch.linalg.solve_triangular(prior_chol, (s - mu).unsqueeze(-1), upper=False)
-        return 0.5 * (sensory.square().sum((-2, -1)) + prior.square().sum((-2, -1)))
+    @staticmethod
+    def _moving(active: Tensor, step: Tensor, s: Tensor, tol: float, tol_row: Tensor) -> Tensor:
+        """Filters still moving: active and ``max|step| > tol (1 + max|s|)``; ``tol_row = [1, -tol]``."""
+        largest = torch.stack((step, s), dim=-2).abs().amax(-1)
+        return active & ((largest @ tol_row) > tol)
 
-    def _line_search(self, s: Tensor, step: Tensor, mu: Tensor, r: Tensor, obs: Tensor,
-                     observed: Tensor | None, noise_chol: Tensor, prior_chol: Tensor) -> Tensor:
-        """Backtrack each filter's Gauss-Newton step until ``E_t`` does not increase."""
-        start = self._energy(s, r, mu, noise_chol, prior_chol)
-        alpha = torch.ones_like(start)
-        for halving in range(self.max_halvings + 1):
+    @staticmethod
+    def _whitener(noise_white: Tensor, prior_chol: Tensor) -> Tensor:
+        """``W = blockdiag(L_R^-1, L_P^-1)``: ``2 E_t = |W [r; s - mu]|^2``."""
+        batch, p, n = prior_chol.shape[0], noise_white.shape[-1], prior_chol.shape[-1]
+        weight = prior_chol.new_zeros(batch, p + n, p + n)
+        weight[:, :p, :p] = noise_white
+        weight[:, p:, p:] = torch.linalg.solve_triangular(
+            prior_chol, torch.eye(n, dtype=prior_chol.dtype, device=prior_chol.device), upper=False)
+        return weight
+
+    @staticmethod
+    def _quadratic(weight: Tensor, r: Tensor, d: Tensor) -> Tensor:
+        """``2 E_t`` per filter, shape ``(B,)``."""
+        e = torch.bmm(weight, torch.cat((r, d), dim=-1).unsqueeze(-1))
+        return torch.bmm(e.mT, e).view(-1)
+
+    def _backtrack(self, s: Tensor, step: Tensor, worse: Tensor, mu: Tensor, energy: Tensor, obs: Tensor,
+                   observed: Tensor | None, weight: Tensor) -> Tensor:
+        """Halve the steps of the filters whose full step raised ``E_t`` until it does not (else no step)."""
+        ok = ~worse
+        alpha = torch.where(ok, 1.0, 0.5).to(s.dtype)
+        for halving in range(1, self.max_halvings + 1):
             candidate = s + alpha.unsqueeze(-1) * step
-            r_new = self._residual(obs, self.model.observe(candidate), observed)
-            ok = self._energy(candidate, r_new, mu, noise_chol, prior_chol) <= start * (1 + 1e-12)
+            r = self._residual(obs, self.model.observe(candidate), observed)
+            ok = self._quadratic(weight, r, candidate - mu) <= energy * (1 + 1e-12)
             if halving == self.max_halvings or bool(ok.all()):
                 break
             alpha = torch.where(ok, alpha, 0.5 * alpha)

@@ -4,7 +4,7 @@ from .covariance import Covariance
 from .errors import InvalidArgumentError, NonFiniteBeliefError, NotPositiveDefiniteError
 from .learned import MLPObservation, MLPTransition, learn_state_space
 from .linear_gaussian import LinearGaussianModel
-from .pendulum import pendulum_model
+from .pendulum import PendulumModel, pendulum_model
 from .state_space import StateSpaceModel, batched_jacobian
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "MLPTransition",
     "NonFiniteBeliefError",
     "NotPositiveDefiniteError",
+    "PendulumModel",
     "StateSpaceModel",
     "batched_jacobian",
     "learn_state_space",

@@ -8,30 +8,75 @@ from torch import Tensor
 from .state_space import StateSpaceModel
 
 
+class PendulumModel(StateSpaceModel):
+    """The pendulum's :class:`StateSpaceModel` (built by :func:`pendulum_model`), with analytic Jacobians.
+
+    ``f([theta, theta_dot], u) = [theta + w dt, w]`` with
+    ``w = clip(theta_dot + (1.5 g sin(theta) + 3 clip(u, +-max_torque)) dt, +-max_speed)``;
+    ``g(s) = [cos theta, sin theta]``. :meth:`linearize_transition` and
+    :meth:`linearize_observation` return the closed-form Jacobians in a few tensor ops instead
+    of one autograd pass per output entry; they follow autograd's convention at the speed clip
+    (the derivative passes where the unclipped speed lies in ``[-max_speed, max_speed]``, ends
+    included), so they equal :func:`~pcctrl.models.batched_jacobian` of the same functions.
+    """
+
+    def __init__(self, dt: float, g: float, max_speed: float, max_torque: float, process_cov: Tensor,
+                 obs_cov: Tensor, dtype: torch.dtype) -> None:
+        self.dt, self.gravity = float(dt), float(g)
+        self.max_speed, self.max_torque = float(max_speed), float(max_torque)
+        super().__init__(self._transition, self._observation, state_dim=2, obs_dim=2, action_dim=1,
+                         process_cov=process_cov, obs_cov=obs_cov, dtype=dtype)
+        k = 1.5 * self.gravity * self.dt
+        # F = _f_base + u (_f_const + cos(theta) _f_cos), row-major, u = 1 inside the speed clip else 0.
+        self.register_buffer("_f_base", torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=dtype), persistent=False)
+        self.register_buffer("_f_const", torch.tensor([0.0, self.dt, 0.0, 1.0], dtype=dtype), persistent=False)
+        self.register_buffer("_f_cos", torch.tensor([self.dt * k, 0.0, k, 0.0], dtype=dtype), persistent=False)
+        # G = ([cos theta, sin theta] @ _g_basis).view(2, 2) = [[-sin theta, 0], [cos theta, 0]].
+        self.register_buffer("_g_basis", torch.tensor([[0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0]], dtype=dtype),
+                             persistent=False)
+
+    def _raw_speed(self, s: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+        theta = s[:, :1]
+        accel = torch.add(s[:, 1:], torch.sin(theta), alpha=1.5 * self.gravity * self.dt)
+        return theta, torch.add(accel, a[:, :1].clamp(-self.max_torque, self.max_torque), alpha=3.0 * self.dt)
+
+    def _next(self, theta: Tensor, raw: Tensor) -> Tensor:
+        speed = raw.clamp(-self.max_speed, self.max_speed)
+        return torch.cat((torch.add(theta, speed, alpha=self.dt), speed), dim=-1)
+
+    def _transition(self, s: Tensor, a: Tensor) -> Tensor:
+        return self._next(*self._raw_speed(s, a))
+
+    def _observation(self, s: Tensor) -> Tensor:
+        theta = s[:, :1]
+        return torch.cat((torch.cos(theta), torch.sin(theta)), dim=-1)
+
+    def linearize_transition(self, s: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+        """``(f(s, a), F)``, ``F = [[1 + dt c u, dt u], [c u, u]]``, ``c = 1.5 g dt cos(theta)``,
+        ``u`` 1 inside the speed clip, else 0."""
+        theta, raw = self._raw_speed(s, a)
+        inside = (raw.abs() <= self.max_speed).to(s.dtype)
+        jac = torch.addcmul(self._f_base, inside, torch.addcmul(self._f_const, torch.cos(theta), self._f_cos))
+        return self._next(theta, raw), jac.view(-1, 2, 2)
+
+    def linearize_observation(self, s: Tensor) -> tuple[Tensor, Tensor]:
+        """``(g(s), G)``, ``G = [[-sin theta, 0], [cos theta, 0]]``."""
+        y = self._observation(s)
+        return y, (y @ self._g_basis).view(-1, 2, 2)
+
+
 def pendulum_model(dt: float = 0.05, g: float = 10.0, obs_noise_std: float = 0.1,
                    process_noise_std: float = 0.0, max_speed: float = 8.0, max_torque: float = 2.0,
-                   velocity_jitter: float = 1e-6, dtype: torch.dtype | None = None) -> StateSpaceModel:
+                   velocity_jitter: float = 1e-6, dtype: torch.dtype | None = None) -> PendulumModel:
     """State ``[theta, theta_dot]``, action torque, observation ``[cos theta, sin theta]``.
 
     The same dynamics as the env (``m = l = 1``, semi-implicit Euler, speed clipped). Process
     noise enters the velocity and through it the angle, so ``Q = sigma^2 [[dt^2, dt], [dt, 1]]``
     (singular); ``velocity_jitter`` is added to the velocity variance so that ``Q`` stays
-    usable when ``process_noise_std = 0``.
+    usable when ``process_noise_std = 0``. Jacobians are analytic (:class:`PendulumModel`).
     """
-
-    def transition(s: Tensor, a: Tensor) -> Tensor:
-        theta, theta_dot = s[:, 0], s[:, 1]
-        torque = a[:, 0].clamp(-max_torque, max_torque)
-        accel = 1.5 * g * torch.sin(theta) + 3.0 * torque
-        new_dot = (theta_dot + accel * dt).clamp(-max_speed, max_speed)
-        return torch.stack((theta + new_dot * dt, new_dot), dim=-1)
-
-    def observation(s: Tensor) -> Tensor:
-        return torch.stack((torch.cos(s[:, 0]), torch.sin(s[:, 0])), dim=-1)
-
     dtype = dtype or torch.get_default_dtype()
     var = process_noise_std**2
     q = torch.tensor([[var * dt * dt, var * dt], [var * dt, var + velocity_jitter]], dtype=dtype)
     r = torch.full((2,), obs_noise_std**2, dtype=dtype)
-    return StateSpaceModel(transition, observation, state_dim=2, obs_dim=2, action_dim=1,
-                           process_cov=q, obs_cov=r, dtype=dtype)
+    return PendulumModel(dt, g, max_speed, max_torque, q, r, dtype)

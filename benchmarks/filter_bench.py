@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from filterpy.kalman import ExtendedKalmanFilter, KalmanFilter, MerweScaledSigmaPoints, UnscentedKalmanFilter
 
-import pcctrl.envs  # noqa: F401  (registers the ids)
+from pcctrl.envs.rollout import random_rollout
 from pcctrl.estimation import PCFilter
 from pcctrl.models import LinearGaussianModel, pendulum_model
 
@@ -109,17 +109,8 @@ def make_ukf(x: np.ndarray, P: np.ndarray) -> UnscentedKalmanFilter:
 
 
 def record(seed: int, steps: int = 200) -> dict[str, np.ndarray]:
-    env = gym.make("pcctrl/NoisyPendulum-v0", obs_noise_std=OBS_STD, process_noise_std=PROC_STD)
-    rng = np.random.default_rng(seed)
-    obs, info = env.reset(seed=seed)
-    s, a, o = [info["state"]], [], [obs.astype(np.float64)]
-    for _ in range(steps):
-        act = rng.uniform(-2, 2, size=1).astype(np.float32)
-        obs, _, _, _, info = env.step(act)
-        s.append(info["state"])
-        a.append(act.astype(np.float64))
-        o.append(obs.astype(np.float64))
-    return {"s": np.array(s), "a": np.array(a), "o": np.array(o)}
+    run = random_rollout("pcctrl/NoisyPendulum-v0", steps, seed, obs_noise_std=OBS_STD, process_noise_std=PROC_STD)
+    return {"s": run.states, "a": run.actions, "o": run.observations}
 
 
 def rmse(est: np.ndarray, states: np.ndarray) -> float:

@@ -20,6 +20,7 @@ from typing import Any
 from gymnasium.envs.registration import register, registry
 
 from .spaces import NaNBox
+from .rollout import Rollout, random_rollout
 from .wrappers import ActionDelay, ActionNoise, MaskObservation, ObservationDelay, ObservationNoise, SensorDropout
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "ActionDelay",
     "ActionNoise",
     "NaNBox",
+    "Rollout",
+    "random_rollout",
 ]
 
 # id -> (module, class, max_episode_steps)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-import gymnasium as gym
 import matplotlib
 
 matplotlib.use("Agg")
@@ -17,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import pcctrl.envs  # noqa: E402,F401  (registers the ids)
+from pcctrl.envs.rollout import random_rollout  # noqa: E402
 from pcctrl.estimation import PCFilter  # noqa: E402
 from pcctrl.models import pendulum_model  # noqa: E402
 
@@ -54,17 +53,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    env = gym.make("pcctrl/NoisyPendulum-v0", obs_noise_std=OBS_STD, process_noise_std=PROC_STD)
-    rng = np.random.default_rng(args.seed)
-    obs, info = env.reset(seed=args.seed)
-    states, actions, readings = [info["state"]], [], [obs.astype(np.float64)]
-    for _ in range(STEPS):
-        action = rng.uniform(-2, 2, size=1).astype(np.float32)
-        obs, _, _, _, info = env.step(action)
-        states.append(info["state"])
-        actions.append(action.astype(np.float64))
-        readings.append(obs.astype(np.float64))
-    states, actions, readings = np.array(states), np.array(actions), np.array(readings)
+    run = random_rollout("pcctrl/NoisyPendulum-v0", STEPS, args.seed, obs_noise_std=OBS_STD, process_noise_std=PROC_STD)
+    states, actions, readings = run.states, run.actions, run.observations
 
     x0 = np.array([np.arctan2(readings[0, 1], readings[0, 0]), 0.0])
     P0 = np.diag([OBS_STD**2, 1.0])

@@ -150,3 +150,23 @@ def test_rgb_array_rendering_offscreen() -> None:
         assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
         return
     pytest.skip("no offscreen OpenGL backend for MuJoCo (" + "; ".join(reasons) + ")")
+
+
+def test_random_rollout_keeps_true_states_and_is_seeded() -> None:
+    from pcctrl.envs import random_rollout
+
+    first = random_rollout("pcctrl/LinearTracking-v0", 30, seed=4)
+    again = random_rollout("pcctrl/LinearTracking-v0", 30, seed=4)
+    other = random_rollout("pcctrl/LinearTracking-v0", 30, seed=5)
+    assert first.states.shape[0] == first.observations.shape[0] == first.actions.shape[0] + 1 == 31
+    assert np.array_equal(first.states, again.states) and np.array_equal(first.actions, again.actions)
+    assert not np.array_equal(first.actions, other.actions)
+    env = gym.make("pcctrl/LinearTracking-v0")
+    space = env.action_space
+    assert np.all((first.actions >= space.low) & (first.actions <= space.high))
+    # the recorded states follow the env's own linear dynamics up to its process noise
+    sys = env.unwrapped
+    residual = first.states[1:] - (first.states[:-1] @ sys.A.T + first.actions @ sys.B.T)
+    assert np.abs(residual).max() < 6 * np.sqrt(np.diag(sys.Q)).max()
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        random_rollout("pcctrl/LinearTracking-v0", 0, seed=0)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-import pcctrl.envs  # noqa: F401  (registers the ids)
+from pcctrl.envs.rollout import random_rollout
 from pcctrl.estimation import PCFilter
 from pcctrl.models import InvalidArgumentError, learn_state_space, pendulum_model
 
@@ -16,18 +15,8 @@ DT, OBS_STD, PROC_STD, STEPS = 0.05, 0.3, 0.1, 200
 
 def record(seed: int) -> dict[str, np.ndarray]:
     """One episode of NoisyPendulum under random torques: true states, actions, readings."""
-    env = gym.make("pcctrl/NoisyPendulum-v0", obs_noise_std=OBS_STD, process_noise_std=PROC_STD)
-    rng = np.random.default_rng(seed)
-    obs, info = env.reset(seed=seed)
-    states, actions, readings = [info["state"]], [], [obs.astype(np.float64)]
-    for _ in range(STEPS):
-        action = rng.uniform(-2, 2, size=1).astype(np.float32)
-        obs, _, _, _, info = env.step(action)
-        states.append(info["state"])
-        actions.append(action.astype(np.float64))
-        readings.append(obs.astype(np.float64))
-    env.close()
-    return {"s": np.array(states), "a": np.array(actions), "o": np.array(readings)}
+    run = random_rollout("pcctrl/NoisyPendulum-v0", STEPS, seed, obs_noise_std=OBS_STD, process_noise_std=PROC_STD)
+    return {"s": run.states, "a": run.actions, "o": run.observations}
 
 
 def filter_rmse(model, episodes: list[dict[str, np.ndarray]]) -> float:

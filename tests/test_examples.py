@@ -19,6 +19,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "env_tour.py": [],
     "filter_pendulum.py": ["--out", "{tmp}/filter_pendulum.png"],
     "pcgraph_digits.py": None,  # type: ignore[dict-item]
+    "realtime_loop.py": ["--seconds", "0.5"],
 }
 
 

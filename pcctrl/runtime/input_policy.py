@@ -1,0 +1,26 @@
+"""Input policy for sensor data: non-finite entries are missing readings; a wrong shape is an error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..models.errors import InvalidArgumentError
+
+
+def sanitize_observation(obs: Any, size: int, name: str = "obs") -> np.ndarray:
+    """A float64 copy of ``obs`` with NaN at every NaN or +-inf entry (zero precision downstream).
+
+    Raises :class:`~pcctrl.models.InvalidArgumentError` (``argument == name``) if ``obs`` is not
+    numeric or its shape is not ``(size,)``. The caller's array is never modified.
+    """
+    try:
+        y = np.array(obs, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(name, f"cannot be read as numbers ({exc})") from exc
+    if y.shape != (size,):
+        raise InvalidArgumentError(name, f"expected shape ({size},), got {y.shape}")
+    if not np.isfinite(y.sum()):
+        y[~np.isfinite(y)] = np.nan
+    return y

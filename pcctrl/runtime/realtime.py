@@ -1,0 +1,43 @@
+"""``RealtimeController``: a per-step time budget (anytime inference) and latency statistics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from .deadline import Clock, StepDeadline
+from .latency import LatencyStats
+from .protocol import Controller
+
+
+class RealtimeController:
+    """Wraps a :class:`Controller`: each ``step`` gets a deadline ``budget_s`` after it starts.
+
+    The inner controller stops relaxing once the deadline passes and returns its best action so
+    far; a step that still ends after the deadline counts as missed. ``clock`` (seconds) is
+    injectable so deadline behaviour is testable without real timing.
+    """
+
+    def __init__(self, controller: Controller, budget_s: float | None = 0.001, clock: Clock = time.perf_counter,
+                 stats: LatencyStats | None = None) -> None:
+        if budget_s is not None and not budget_s > 0:
+            raise ValueError(f"budget_s must be None or > 0, got {budget_s!r}")
+        self.controller = controller
+        self.budget_s = budget_s
+        self.clock = clock
+        self.stats = stats if stats is not None else LatencyStats()
+
+    def reset(self, obs: Any) -> None:
+        """Reset the inner controller (not timed)."""
+        self.controller.reset(obs)
+
+    def step(self, obs: Any) -> np.ndarray:
+        """One timed step under the budget."""
+        start = self.clock()
+        deadline = StepDeadline(self.budget_s, self.clock, start)
+        action = self.controller.step(obs, deadline=deadline)
+        end = self.clock()
+        self.stats.record(end - start, end > deadline.end)
+        return action

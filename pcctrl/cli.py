@@ -7,10 +7,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pcctrl.agents.compare_cli import add_compare_parser, run_compare
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pcctrl", description="Predictive-coding estimation, control and learning.")
     commands = parser.add_subparsers(dest="command", required=True)
+    add_compare_parser(commands)
     demo = commands.add_parser("demo", help="PC learning vs backprop, and a PC filter on a tracking task (about a minute)")
     demo.add_argument("--seed", type=int, default=0, help="seed for data, weights and noise (default 0)")
     demo.add_argument("--epochs", type=int, default=40, help="training epochs per learner (default 40)")
@@ -24,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pcctrl`` command."""
     args = _parser().parse_args(argv)
+    if args.command == "compare":
+        return run_compare(args)
     if args.command == "demo":
         if args.epochs <= 0 or args.threads < 0:
             print("pcctrl demo: --epochs must be positive and --threads non-negative", file=sys.stderr)

@@ -12,13 +12,17 @@ from .core import (
     UnknownNodeError,
 )
 
+from .control import EFEPlanner, GoalPrior, ReflexController
 from .estimation import PCFilter
-from .models import LinearGaussianModel, StateSpaceModel
+from .models import DynamicsEnsemble, LinearGaussianModel, StateSpaceModel
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ALGORITHMS",
+    "DynamicsEnsemble",
+    "EFEPlanner",
+    "GoalPrior",
     "LinearGaussianModel",
     "NodeShapeError",
     "NonFiniteEnergyError",
@@ -27,6 +31,7 @@ __all__ = [
     "PCGraph",
     "PCNetwork",
     "Precision",
+    "ReflexController",
     "StateSpaceModel",
     "StepRecord",
     "UnknownNodeError",

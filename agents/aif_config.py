@@ -1,0 +1,75 @@
+"""``AIFConfig``: every hyperparameter of ``ActiveInferenceAgent``, with per-env-family defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AIFConfig:
+    """Hyperparameters of :class:`~pcctrl.agents.active_inference.ActiveInferenceAgent`.
+
+    Model: ``members`` PC-trained networks of widths ``hidden``, learning rule ``trainer``
+    (``"exact"`` = Z-IL, ``"fpa"``, ``"il"``, ``"ipc"`` or ``"bp"`` for the backprop ablation),
+    refitted for ``train_steps`` minibatch steps at every episode end and every ``train_freq``
+    env steps once ``learning_starts`` random steps are in the buffer. Planner: EFE by
+    ``method`` (``"cem"``/``"mppi"``) over ``horizon`` steps; ``tau`` is the preference
+    temperature ``p~ ∝ exp(r/tau)``; ``epistemic_weight`` scales the information gain (0: off).
+    """
+
+    members: int = 5
+    hidden: tuple[int, ...] = (64, 64)
+    trainer: str = "exact"
+    T: int | None = None
+    x_lr: float | None = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 256
+    train_steps: int = 300
+    train_freq: int = 200
+    learning_starts: int = 200
+    buffer_size: int = 1_000_000
+    reward_hidden: tuple[int, ...] = (64, 64)
+    reward_train_steps: int = 300
+    method: str = "cem"
+    horizon: int = 20
+    candidates: int = 100
+    iterations: int = 2
+    elites: int = 10
+    momentum: float = 0.1
+    temperature: float = 1.0
+    init_std: float = 0.5
+    discount: float = 1.0
+    tau: float = 1.0
+    epistemic_weight: float = 0.0
+    seed: int = 0
+
+    def with_overrides(self, **overrides: Any) -> "AIFConfig":
+        """A copy with the given fields replaced; unknown names raise ``TypeError``."""
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(f"unknown AIFConfig field(s) {unknown}; valid fields: {sorted(names)}")
+        return replace(self, **overrides)
+
+
+_FAMILIES: dict[str, dict[str, Any]] = {
+    "pendulum": {},
+    "inverted_pendulum": {"learning_starts": 100, "train_freq": 100, "horizon": 15, "hidden": (64, 64)},
+    "mountain_car": {"horizon": 30, "epistemic_weight": 1.0, "learning_starts": 500, "train_freq": 500,
+                     "method": "cem", "candidates": 100, "iterations": 2},
+}
+_ENV_FAMILY = {
+    "Pendulum-v1": "pendulum",
+    "pcctrl/NoisyPendulum-v0": "pendulum",
+    "InvertedPendulum-v5": "inverted_pendulum",
+    "pcctrl/PartialInvertedPendulum-v0": "inverted_pendulum",
+    "MountainCarContinuous-v0": "mountain_car",
+}
+
+
+def default_config(env_id: str | None = None, **overrides: Any) -> AIFConfig:
+    """The defaults for ``env_id``'s family (generic defaults for unknown ids), with overrides."""
+    family = _ENV_FAMILY.get(env_id or "", "")
+    return AIFConfig(**_FAMILIES.get(family, {})).with_overrides(**overrides)

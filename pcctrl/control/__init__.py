@@ -1,0 +1,26 @@
+"""Active-inference controllers: reflex (continuous) control, expected-free-energy planning, preferences."""
+
+from .efe_planner import EFEPlanner, known_dynamics
+from .goal_prior import GoalPrior
+from .objectives import (
+    Preference,
+    RewardPreference,
+    RewardSpec,
+    closed_form_reward,
+    register_reward,
+    registered_rewards,
+)
+from .reflex import ReflexController
+
+__all__ = [
+    "EFEPlanner",
+    "GoalPrior",
+    "Preference",
+    "RewardPreference",
+    "ReflexController",
+    "RewardSpec",
+    "closed_form_reward",
+    "known_dynamics",
+    "register_reward",
+    "registered_rewards",
+]

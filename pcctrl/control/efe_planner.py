@@ -1,0 +1,170 @@
+"""``EFEPlanner``: expected-free-energy planning by CEM or MPPI over a batched dynamics model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from .objectives import Preference
+
+Dynamics = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+Method = Literal["cem", "mppi"]
+
+
+def known_dynamics(step: Callable[[Tensor, Tensor], Tensor]) -> Dynamics:
+    """Wrap a deterministic ``step(obs (B, d), action (B, a)) -> next (B, d)`` as planner dynamics.
+
+    The result behaves like a one-member ensemble that is certain: information gain 0.
+    """
+
+    def dynamics(obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        flat = obs if obs.ndim == 2 else obs[:, 0]
+        nxt = step(flat, action if action.ndim == 2 else action[:, 0])
+        return nxt.unsqueeze(1), torch.zeros(flat.shape[0], dtype=nxt.dtype, device=nxt.device)
+
+    return dynamics
+
+
+class EFEPlanner:
+    """Chooses actions by minimising expected free energy over a receding horizon.
+
+    For an action sequence ``a_{0:H}``, with each model member ``k`` rolling out its own mean
+    trajectory ``o^k_{1:H}``::
+
+        -G(a) = mean_k sum_t discount^t alive^k_t [ log p~(o^k_t, a_t, o^k_{t+1})   (extrinsic)
+                                                  + epistemic_weight * IG_t ]     (epistemic)
+
+    ``IG_t`` is the information gain about the model that the dynamics report (ensemble
+    disagreement); ``epistemic_weight=0`` turns it off. ``alive`` drops everything after a
+    predicted termination. The search is CEM (refit a Gaussian to the ``elites`` best
+    candidates) or MPPI (exponentially weighted average with ``temperature``) over ``iterations``;
+    between calls the mean sequence is shifted by one step (warm start). Every candidate × member
+    × environment is one batched call of ``dynamics(obs, action)``, which takes ``obs`` as
+    ``(N, d)`` or ``(N, members, d)`` and returns ``(next (N, members, d), gain (N,))``.
+    """
+
+    def __init__(self, dynamics: Dynamics, preference: Preference, action_low: Tensor, action_high: Tensor,
+                 horizon: int = 20, method: Method = "cem", candidates: int = 200, iterations: int = 3,
+                 elites: int = 20, momentum: float = 0.1, temperature: float = 1.0, init_std: float = 0.5,
+                 epistemic_weight: float = 0.0, discount: float = 1.0, seed: int = 0,
+                 device: torch.device | str = "cpu") -> None:
+        if method not in ("cem", "mppi"):
+            raise ValueError(f"method must be 'cem' or 'mppi', got {method!r}")
+        low = torch.as_tensor(action_low, dtype=torch.float32, device=device).reshape(-1)
+        high = torch.as_tensor(action_high, dtype=torch.float32, device=device).reshape(-1)
+        if low.shape != high.shape or not bool(torch.isfinite(low).all() and torch.isfinite(high).all()) \
+                or not bool((high > low).all()):
+            raise ValueError("action bounds must be finite, of equal shape, with high > low")
+        for name, value in (("horizon", horizon), ("candidates", candidates), ("iterations", iterations),
+                            ("elites", elites)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if elites > candidates:
+            raise ValueError(f"elites ({elites}) cannot exceed candidates ({candidates})")
+        if not 0 <= momentum < 1 or not temperature > 0 or not init_std > 0 or not 0 < discount <= 1:
+            raise ValueError("need 0 <= momentum < 1, temperature > 0, init_std > 0, 0 < discount <= 1")
+        if epistemic_weight < 0:
+            raise ValueError(f"epistemic_weight must be non-negative, got {epistemic_weight}")
+        self.dynamics, self.preference = dynamics, preference
+        self.low, self.high = low, high
+        self.horizon, self.method, self.candidates = int(horizon), method, int(candidates)
+        self.iterations, self.elites, self.momentum = int(iterations), int(elites), float(momentum)
+        self.temperature, self.init_std = float(temperature), float(init_std)
+        self.epistemic_weight, self.discount = float(epistemic_weight), float(discount)
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self._mid = (low + high) / 2
+        self._half = (high - low) / 2
+        self.mean: Tensor | None = None  # warm start, (E, H, a) in [-1, 1] units
+        self.std: Tensor | None = None
+
+    @property
+    def action_dim(self) -> int:
+        return self.low.numel()
+
+    def reset(self, rows: Tensor | None = None) -> None:
+        """Forget the warm start (of all environments, or of the boolean ``rows``)."""
+        if rows is None or self.mean is None:
+            self.mean, self.std = None, None
+        else:
+            self.mean[rows] = 0.0
+            self.std[rows] = self.init_std  # type: ignore[index]
+
+    def evaluate(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """``-G`` of each action sequence: ``obs (E, d)``, ``actions (E, C, H, a)`` -> ``(E, C)``."""
+        e, c, h, _ = actions.shape
+        flat = actions.reshape(e * c, h, -1)
+        state = obs.to(self.device, torch.float32).repeat_interleave(c, 0)
+        total: Tensor | None = None
+        alive: Tensor | None = None
+        weight = 1.0
+        for t in range(h):
+            act = flat[:, t]
+            nxt, gain = self.dynamics(state, act)
+            prev = state.unsqueeze(1).expand_as(nxt) if state.ndim == 2 else state
+            value = self.preference.log_preference(prev, act.unsqueeze(1).expand(-1, nxt.shape[1], -1), nxt)
+            if self.epistemic_weight:
+                value = value + self.epistemic_weight * gain.unsqueeze(1)
+            if alive is not None:
+                value = value * alive
+            total = weight * value if total is None else total + weight * value
+            done = self.preference.terminated(nxt)
+            if done is not None:
+                keep = (~done).to(value.dtype)
+                alive = keep if alive is None else alive * keep
+            weight *= self.discount
+            state = nxt
+        assert total is not None
+        return torch.nan_to_num(total.mean(1), nan=-torch.inf).reshape(e, c)
+
+    @torch.no_grad()
+    def plan(self, obs: Tensor) -> Tensor:
+        """The next action for each environment: ``obs (E, d)`` -> ``(E, a)`` within the bounds."""
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        if obs.ndim != 2:
+            raise ValueError(f"obs must be (n_envs, obs_dim), got shape {tuple(obs.shape)}")
+        if not bool(torch.isfinite(obs).all()):
+            raise ValueError("obs must be finite")
+        e, h, a = obs.shape[0], self.horizon, self.action_dim
+        if self.mean is None or self.mean.shape[0] != e:
+            self.mean = torch.zeros(e, h, a, device=self.device)
+            self.std = torch.full((e, h, a), self.init_std, device=self.device)
+        mean, std = self.mean, torch.full_like(self.mean, self.init_std)
+        for _ in range(self.iterations):
+            noise = torch.randn(e, self.candidates, h, a, generator=self.generator, device=self.device)
+            noise[:, 0] = 0.0  # the current mean is always a candidate
+            cand = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp(-1.0, 1.0)
+            values = self.evaluate(obs, self._mid + self._half * cand)
+            if self.method == "cem":
+                top = values.topk(self.elites, dim=1).indices
+                elite = cand.gather(1, top[:, :, None, None].expand(-1, -1, h, a))
+                new_mean, new_std = elite.mean(1), elite.std(1, unbiased=False)
+                mean = self.momentum * mean + (1 - self.momentum) * new_mean
+                std = self.momentum * std + (1 - self.momentum) * new_std
+            else:
+                w = torch.softmax((values - values.max(1, keepdim=True).values) / self.temperature, dim=1)
+                mean = (w[:, :, None, None] * cand).sum(1)
+        self.std = std
+        action = self._mid + self._half * mean[:, 0]
+        self.mean = torch.cat((mean[:, 1:], torch.zeros_like(mean[:, :1])), 1)
+        self.last_plan = self._mid + self._half * mean
+        return action
+
+    def sample_first(self, action: Tensor) -> Tensor:
+        """A stochastic first action around ``action`` with the search's last spread (in bounds)."""
+        std = self.init_std if self.std is None else self.std[:, 0]
+        noise = torch.randn(action.shape, generator=self.generator, device=self.device)
+        return torch.maximum(torch.minimum(action + self._half * std * noise, self.high), self.low)
+
+    def state_dict(self) -> dict[str, object]:
+        """Warm start and random-generator state (for identical actions after save/load)."""
+        return {"mean": self.mean, "std": self.std, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.mean = None if state["mean"] is None else state["mean"].to(self.device)  # type: ignore[union-attr]
+        self.std = None if state["std"] is None else state["std"].to(self.device)  # type: ignore[union-attr]
+        self.generator.set_state(state["generator"])  # type: ignore[arg-type]

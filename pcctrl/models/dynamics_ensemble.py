@@ -1,0 +1,219 @@
+"""``DynamicsEnsemble``: N probabilistic dynamics networks learned by the PC core, batched."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ..core import PCNetwork, Precision
+from ..core.learning import ALGORITHMS
+from .normalizer import Normalizer
+
+TRAINERS: tuple[str, ...] = (*ALGORITHMS, "bp")
+
+
+class EnsembleLinear(nn.Module):
+    """``members`` independent affine maps applied in one batched einsum.
+
+    Input ``(B, members, in)``, output ``(B, members, out)``: member ``k`` sees only slice ``k``,
+    so one PC graph over these layers holds ``members`` disconnected networks whose energies
+    (and so local updates) do not interact.
+    """
+
+    def __init__(self, members: int, in_features: int, out_features: int, generator: torch.Generator) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = nn.Parameter((torch.rand(members, in_features, out_features, generator=generator) * 2 - 1) * bound)
+        self.bias = nn.Parameter((torch.rand(members, out_features, generator=generator) * 2 - 1) * bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.einsum("bki,kio->bko", x, self.weight) + self.bias
+
+
+class Prediction(NamedTuple):
+    """Next-state prediction of every member: mean and variance ``(..., members, obs_dim)``."""
+
+    mean: Tensor
+    var: Tensor
+
+
+class DynamicsEnsemble(nn.Module):
+    """Predicts ``s' - s`` from ``(s, a)`` with ``members`` MLPs trained by predictive coding.
+
+    Each member's output node carries a learnable diagonal :class:`pcctrl.Precision`, so the
+    node's energy ``1/2 eps^T Pi eps - 1/2 log det Pi`` *is* the Gaussian negative log-likelihood
+    of the (normalised) state change: the mean comes from the network, the precision is learned
+    by the same local rule (one precision per member and state entry, i.e. homoscedastic noise).
+    All members live in one :class:`pcctrl.PCNetwork` over :class:`EnsembleLinear` layers, so one
+    ``train_step`` trains all of them (each on its own bootstrap resample) and one forward call
+    evaluates all of them. ``trainer`` is a PC algorithm (``"exact"``, ``"fpa"``, ``"il"``,
+    ``"ipc"``) or ``"bp"``: the same energy minimised by autograd, for ablation.
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, members: int = 5, hidden: tuple[int, ...] = (200, 200),
+                 trainer: str = "exact", T: int | None = None, x_lr: float | None = None, lr: float = 1e-3,
+                 weight_decay: float = 1e-5, batch_size: int = 256, max_log_precision: float = 8.0,
+                 seed: int = 0) -> None:
+        super().__init__()
+        if obs_dim < 1 or action_dim < 1:
+            raise ValueError(f"obs_dim and action_dim must be positive, got {obs_dim}, {action_dim}")
+        if members < 1:
+            raise ValueError(f"members must be at least 1, got {members}")
+        if not hidden or any(h < 1 for h in hidden):
+            raise ValueError(f"hidden must be a non-empty tuple of positive widths, got {hidden}")
+        if trainer not in TRAINERS:
+            raise ValueError(f"unknown trainer {trainer!r}; choose one of {list(TRAINERS)}")
+        if batch_size < 1 or not lr > 0:
+            raise ValueError(f"batch_size and lr must be positive, got {batch_size}, {lr}")
+        self.obs_dim, self.action_dim, self.members = obs_dim, action_dim, members
+        self.hidden, self.trainer, self.batch_size = tuple(hidden), trainer, batch_size
+        self.max_log_precision = float(max_log_precision)
+        self.lr, self.weight_decay = lr, weight_decay
+        self._generator = torch.Generator().manual_seed(seed)
+        sizes = (obs_dim + action_dim, *hidden, obs_dim)
+        layers: list[nn.Module] = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(EnsembleLinear(members, n_in, n_out, self._generator))
+            if i < len(sizes) - 2:
+                layers.append(nn.SiLU())
+        self.precision = Precision.diagonal(torch.ones(members, obs_dim), learnable=True)
+        self.net = PCNetwork(nn.Sequential(*layers), algorithm="exact" if trainer == "bp" else trainer, T=T,
+                             x_lr=x_lr, precisions={f"x{len(layers)}": self.precision})
+        self.input_norm = Normalizer(obs_dim + action_dim)
+        self.target_norm = Normalizer(obs_dim)
+        # The precision gets a faster rate: it only rescales errors, and at the networks' rate it
+        # would lag far behind the fitted means within the few hundred steps of a refit.
+        weights = [p for n, p in self.net.named_parameters() if not n.startswith("precisions.")]
+        self.optimizer = torch.optim.Adam([
+            {"params": weights, "weight_decay": weight_decay},
+            {"params": [self.precision.raw], "lr": 10 * lr, "weight_decay": 0.0},
+        ], lr=lr)
+
+    @property
+    def device(self) -> torch.device:
+        return self.precision.raw.device
+
+    def _check(self, obs: Tensor, actions: Tensor) -> None:
+        if obs.shape[-1] != self.obs_dim or actions.shape[-1] != self.action_dim:
+            raise ValueError(f"expected obs (..., {self.obs_dim}) and actions (..., {self.action_dim}), "
+                             f"got {tuple(obs.shape)} and {tuple(actions.shape)}")
+
+    def fit(self, obs: Tensor, actions: Tensor, next_obs: Tensor, steps: int,
+            refit_normalizers: bool = True) -> list[float]:
+        """``steps`` learning steps on bootstrap minibatches; returns the batch NLL per step.
+
+        Each member draws its own minibatch indices with replacement (bagging); the normalisers
+        are refitted to the data first unless ``refit_normalizers=False``.
+        """
+        self._check(obs, actions)
+        if obs.ndim != 2 or obs.shape != next_obs.shape or obs.shape[0] != actions.shape[0] or obs.shape[0] < 1:
+            raise ValueError(f"fit needs obs, actions, next_obs of shapes (n, {self.obs_dim}), (n, {self.action_dim}), "
+                             f"(n, {self.obs_dim}), got {tuple(obs.shape)}, {tuple(actions.shape)}, {tuple(next_obs.shape)}")
+        if steps < 0:
+            raise ValueError(f"steps must be non-negative, got {steps}")
+        device = self.device
+        inputs = torch.cat((obs, actions), -1).to(device, torch.float32)
+        targets = (next_obs - obs).to(device, torch.float32)
+        if not bool(torch.isfinite(inputs).all() and torch.isfinite(targets).all()):
+            raise ValueError("training data must be finite")
+        if refit_normalizers:
+            self.input_norm.fit(inputs)
+            self.target_norm.fit(targets)
+        x_all, y_all = self.input_norm(inputs), self.target_norm(targets)
+        n = x_all.shape[0]
+        batch = min(self.batch_size, n)
+        losses = []
+        for _ in range(steps):
+            idx = torch.randint(n, (batch, self.members), generator=self._generator).to(device)
+            x, y = x_all[idx], y_all[idx]
+            if self.trainer == "bp":
+                self.optimizer.zero_grad()
+                loss = self._nll(self.net(x), y)
+                loss.backward()
+                self.optimizer.step()
+                losses.append(float(loss.detach()))
+            else:
+                self.net.train_step(x, y, self.optimizer)
+                with torch.no_grad():
+                    losses.append(float(self._nll(self.net(x), y)))
+            with torch.no_grad():
+                self.precision.raw.clamp_(-self.max_log_precision, self.max_log_precision)
+        return losses
+
+    def _nll(self, mu: Tensor, y: Tensor) -> Tensor:
+        """Batch mean of the output energy, summed over members and entries."""
+        log_pi = self.precision.raw
+        return (0.5 * (y - mu).square() * log_pi.exp() - 0.5 * log_pi).sum((1, 2)).mean()
+
+    def predict(self, obs: Tensor, actions: Tensor) -> Prediction:
+        """Every member's next-state mean and aleatoric variance.
+
+        ``obs`` is ``(B, obs_dim)`` (all members see it) or ``(B, members, obs_dim)`` (member
+        ``k`` sees slice ``k``); ``actions`` is ``(B, action_dim)`` or ``(B, members, action_dim)``.
+        Returns tensors of shape ``(B, members, obs_dim)``.
+        """
+        self._check(obs, actions)
+        if obs.ndim == 2:
+            obs = obs.unsqueeze(1).expand(-1, self.members, -1)
+        if actions.ndim == 2:
+            actions = actions.unsqueeze(1).expand(-1, self.members, -1)
+        if obs.ndim != 3 or obs.shape[1] != self.members or actions.shape[:2] != obs.shape[:2]:
+            raise ValueError(f"expected obs (B, {self.members}, {self.obs_dim}) and matching actions, "
+                             f"got {tuple(obs.shape)} and {tuple(actions.shape)}")
+        z = self.net(self.input_norm(torch.cat((obs, actions), -1)))
+        mean = obs + self.target_norm.inverse(z)
+        var = (-self.precision.raw).exp() * self.target_norm.std.square()
+        return Prediction(mean, var.expand_as(mean))
+
+    def step(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """One planning step: member means ``(B, members, obs_dim)`` and information gain ``(B,)``.
+
+        The information gain about the model is approximated from the disagreement of the members,
+        ``1/2 sum_d log(1 + Var_k[mean_kd] / E_k[var_kd])`` (Gaussian mixture vs. its components).
+        """
+        pred = self.predict(obs, actions)
+        disagreement = pred.mean.var(1, unbiased=False) if self.members > 1 else torch.zeros_like(pred.mean[:, 0])
+        gain = 0.5 * torch.log1p(disagreement / pred.var.mean(1)).sum(-1)
+        return pred.mean, gain
+
+    @torch.no_grad()
+    def planning_dynamics(self, with_gain: bool = True) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
+        """A fast :meth:`step` for planners, valid until the next :meth:`fit`.
+
+        The normalisers are folded into the first and last layers' weights and the members run as
+        one ``baddbmm`` per layer; with ``with_gain=False`` the information gain is returned as
+        zeros without being computed. Same numbers as :meth:`step` up to rounding.
+        """
+        linears = [m for m in self.net.module if isinstance(m, EnsembleLinear)]
+        weights = [m.weight.detach().clone() for m in linears]
+        biases = [m.bias.detach().clone() for m in linears]
+        s_in, m_in = self.input_norm.std, self.input_norm.mean
+        biases[0] = biases[0] - torch.einsum("i,kio->ko", m_in / s_in, weights[0])
+        weights[0] = weights[0] / s_in[None, :, None]
+        s_out, m_out = self.target_norm.std, self.target_norm.mean
+        weights[-1] = weights[-1] * s_out
+        biases[-1] = biases[-1] * s_out + m_out
+        biases = [b.unsqueeze(1) for b in biases]
+        var = ((-self.precision.raw).exp() * s_out.square()).mean(0)
+        members, last = self.members, len(weights) - 1
+        act = torch.nn.functional.silu
+
+        def dynamics(obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+            n = obs.shape[0]
+            if obs.ndim == 2:
+                obs = obs.unsqueeze(1).expand(-1, members, -1)
+            h = torch.cat((obs, actions.unsqueeze(1).expand(-1, members, -1)), -1).transpose(0, 1)
+            for i, (w, b) in enumerate(zip(weights, biases)):
+                h = torch.baddbmm(b, h, w)
+                if i < last:
+                    h = act(h)
+            nxt = obs + h.transpose(0, 1)
+            if not with_gain or members == 1:
+                return nxt, torch.zeros(n, dtype=nxt.dtype, device=nxt.device)
+            return nxt, 0.5 * torch.log1p(nxt.var(1, unbiased=False) / var).sum(-1)
+
+        return dynamics

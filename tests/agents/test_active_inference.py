@@ -1,0 +1,137 @@
+"""ActiveInferenceAgent: SB3 shape, save/load, evaluate_policy, partial observability, bad inputs."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import configure
+
+import pcctrl.envs  # noqa: F401  (registers pcctrl/ ids)
+from pcctrl.agents.active_inference import ActiveInferenceAgent
+from pcctrl.agents.aif_config import AIFConfig, default_config
+
+TINY = dict(members=2, hidden=(16, 16), train_steps=20, learning_starts=30, train_freq=30, horizon=5,
+            candidates=16, iterations=1, elites=4)
+
+
+class Counter(BaseCallback):
+    def __init__(self, stop_at: int | None = None) -> None:
+        super().__init__()
+        self.calls, self.started, self.stop_at = 0, False, stop_at
+
+    def _on_training_start(self) -> None:
+        self.started = True
+
+    def _on_step(self) -> bool:
+        self.calls += 1
+        assert "dones" in self.locals
+        return self.stop_at is None or self.calls < self.stop_at
+
+
+def test_learn_predict_callbacks_and_logger(tmp_path):
+    agent = ActiveInferenceAgent("Pendulum-v1", **TINY)
+    agent.set_logger(configure(str(tmp_path), ["csv"]))
+    cb = Counter()
+    agent.learn(60, callback=cb, log_interval=1)
+    assert cb.started and cb.calls == 60 and agent.num_timesteps == 60
+    assert len(agent.buffer) == 60 and agent.n_updates > 0
+    action, state = agent.predict(np.array([1.0, 0.0, 0.0], dtype=np.float32))
+    assert action.shape == (1,) and state is None and -2 <= action[0] <= 2
+    batch, _ = agent.predict(np.zeros((3, 3)), episode_start=np.ones(3, bool))
+    assert batch.shape == (3, 1)
+    stopper = Counter(stop_at=5)
+    agent.learn(50, callback=stopper)
+    assert agent.num_timesteps == 5
+
+
+def test_save_load_predict_identical(tmp_path):
+    agent = ActiveInferenceAgent("Pendulum-v1", **TINY)
+    agent.learn(40)
+    obs = np.array([0.0, 1.0, 0.5], dtype=np.float32)
+    agent.predict(obs)
+    path = tmp_path / "agent.pt"
+    agent.save(path)
+    loaded = ActiveInferenceAgent.load(path)
+    assert loaded.config == agent.config
+    for _ in range(3):
+        a1, _ = agent.predict(obs)
+        a2, _ = loaded.predict(obs)
+        np.testing.assert_array_equal(a1, a2)
+
+
+def test_load_refuses_corrupt_and_mismatched(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="not a readable"):
+        ActiveInferenceAgent.load(bad)
+    agent = ActiveInferenceAgent("Pendulum-v1", **TINY)
+    path = tmp_path / "a.pt"
+    agent.save(path)
+    with pytest.raises(ValueError, match="do not match"):
+        ActiveInferenceAgent.load(path, env="MountainCarContinuous-v0")
+    torch.save({"format": "something else"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an ActiveInferenceAgent"):
+        ActiveInferenceAgent.load(tmp_path / "other.pt")
+
+
+def test_evaluate_policy_runs_unchanged():
+    agent = ActiveInferenceAgent("Pendulum-v1", **TINY)
+    agent.learn(40)
+    env = gym.make("Pendulum-v1", max_episode_steps=20)
+    mean, std = evaluate_policy(agent, env, n_eval_episodes=2, warn=False)
+    assert np.isfinite(mean) and np.isfinite(std) and mean <= 0
+
+
+def test_noisy_pendulum_plans_on_pc_filter_belief():
+    agent = ActiveInferenceAgent("pcctrl/NoisyPendulum-v0", **TINY)
+    assert agent.belief_spec is not None and agent.feature_dim == 3
+    agent.learn(40)
+    feats = agent.buffer.all().obs
+    np.testing.assert_allclose(feats[:, 0] ** 2 + feats[:, 1] ** 2, 1.0, rtol=1e-5)
+    env = gym.make("pcctrl/NoisyPendulum-v0", max_episode_steps=15)
+    mean, _ = evaluate_policy(agent, env, n_eval_episodes=1, warn=False)
+    assert np.isfinite(mean)
+
+
+def test_learned_reward_when_no_closed_form():
+    env = gym.make("pcctrl/LinearTracking-v0", max_episode_steps=30)
+    agent = ActiveInferenceAgent(env, **TINY)
+    assert agent.reward_source == "learned"
+    agent.learn(30)
+    data = agent.buffer.all()
+    pred = agent.reward_model(data.obs, data.actions, data.next_obs)
+    assert pred.shape == data.rewards.shape and bool(torch.isfinite(pred).all())
+
+
+class NaNReward(gym.Wrapper):
+    def step(self, action):
+        obs, _, term, trunc, info = self.env.step(action)
+        return obs, float("nan"), term, trunc, info
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(TypeError, match="Box action space"):
+        ActiveInferenceAgent("CartPole-v1")
+    agent = ActiveInferenceAgent("Pendulum-v1", **TINY)
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        agent.predict(np.zeros(4))
+    with pytest.raises(ValueError, match="NaN"):
+        agent.predict(np.array([np.nan, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="non-finite reward"):
+        ActiveInferenceAgent(NaNReward(gym.make("Pendulum-v1")), **TINY).learn(5)
+    with pytest.raises(TypeError, match="unknown AIFConfig field"):
+        ActiveInferenceAgent("Pendulum-v1", horizn=3)
+
+
+def test_defaults_and_determinism():
+    assert default_config("MountainCarContinuous-v0").epistemic_weight > 0
+    assert default_config("Pendulum-v1") == AIFConfig()
+    runs = []
+    for _ in range(2):
+        agent = ActiveInferenceAgent("Pendulum-v1", **TINY)
+        agent.learn(45)
+        runs.append(agent.predict(np.array([1.0, 0.0, 0.0]))[0])
+    np.testing.assert_array_equal(runs[0], runs[1])

@@ -1,0 +1,79 @@
+"""EFEPlanner on known dynamics: a 1-D double integrator is driven to its goal."""
+
+import pytest
+import torch
+
+from pcctrl.control import EFEPlanner, GoalPrior, RewardPreference, RewardSpec, known_dynamics
+from pcctrl.control.objectives import inverted_pendulum_terminated, pendulum_reward
+
+DT = 0.1
+
+
+def integrator(s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    pos, vel = s[:, :1], s[:, 1:]
+    vel = vel + DT * a
+    return torch.cat((pos + DT * vel, vel), 1)
+
+
+def _run(planner: EFEPlanner, steps: int = 60) -> torch.Tensor:
+    s = torch.tensor([[-1.0, 0.0], [1.5, 0.5]])
+    for _ in range(steps):
+        a = planner.plan(s)
+        assert a.shape == (2, 1) and bool((a.abs() <= 1.0).all())
+        s = integrator(s, a)
+    return s
+
+
+@pytest.mark.parametrize("method", ["cem", "mppi"])
+def test_double_integrator_reaches_goal(method):
+    prior = GoalPrior([0.0, 0.0], precision=[10.0, 1.0], action_precision=0.01)
+    planner = EFEPlanner(known_dynamics(integrator), prior, torch.tensor([-1.0]), torch.tensor([1.0]),
+                         horizon=15, method=method, candidates=200, iterations=3, elites=20,
+                         temperature=0.5, seed=0)
+    s = _run(planner)
+    assert float(s.abs().max()) < 0.1, s
+
+
+def test_reward_preference_and_termination_stop_counting():
+    reward = RewardSpec(lambda o, a, n: torch.ones(n.shape[:-1]), lambda n: n[..., 0] > 0.5)
+    planner = EFEPlanner(known_dynamics(integrator), RewardPreference.from_spec(reward), torch.tensor([-1.0]),
+                         torch.tensor([1.0]), horizon=10, seed=0)
+    acts = torch.stack((torch.full((10, 1), 1.0), torch.full((10, 1), -1.0)))[None]
+    values = planner.evaluate(torch.tensor([[0.45, 0.0]]), acts)
+    assert values[0, 1] == 10.0 and values[0, 0] < 10.0
+
+
+def test_same_seed_same_plan_and_reset():
+    prior = GoalPrior([0.0, 0.0])
+    make = lambda: EFEPlanner(known_dynamics(integrator), prior, torch.tensor([-1.0]), torch.tensor([1.0]), seed=7)
+    p, q = make(), make()
+    s = torch.tensor([[1.0, 0.0]])
+    torch.testing.assert_close(p.plan(s), q.plan(s))
+    state = p.state_dict()
+    r = make()
+    r.load_state_dict(state)
+    torch.testing.assert_close(p.plan(s), r.plan(s))
+    p.reset()
+    assert p.mean is None
+
+
+def test_closed_form_rewards():
+    obs = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 1.0]])
+    r = pendulum_reward(obs, torch.tensor([[0.0], [2.0]]), obs)
+    torch.testing.assert_close(r, torch.tensor([0.0, -(torch.pi**2 + 0.1 + 0.004)]))
+    assert inverted_pendulum_terminated(torch.tensor([[0.0, 0.3, 0, 0], [0.0, 0.1, 0, 0]])).tolist() == [True, False]
+
+
+def test_bad_arguments():
+    dyn, prior = known_dynamics(integrator), GoalPrior([0.0, 0.0])
+    with pytest.raises(ValueError, match="method"):
+        EFEPlanner(dyn, prior, torch.tensor([-1.0]), torch.tensor([1.0]), method="random")
+    with pytest.raises(ValueError, match="bounds"):
+        EFEPlanner(dyn, prior, torch.tensor([1.0]), torch.tensor([-1.0]))
+    with pytest.raises(ValueError, match="elites"):
+        EFEPlanner(dyn, prior, torch.tensor([-1.0]), torch.tensor([1.0]), candidates=5, elites=10)
+    planner = EFEPlanner(dyn, prior, torch.tensor([-1.0]), torch.tensor([1.0]))
+    with pytest.raises(ValueError, match="finite"):
+        planner.plan(torch.tensor([[float("nan"), 0.0]]))
+    with pytest.raises(ValueError, match="precision"):
+        GoalPrior([0.0, 0.0], precision=[1.0, 2.0, 3.0])

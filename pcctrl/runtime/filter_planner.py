@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,32 @@ from ..estimation.pc_filter import PCFilter
 from ..models.errors import InvalidArgumentError
 from .input_policy import sanitize_observation
 from .protocol import Deadline, Planner
+
+
+class BatchedPlanner:
+    """A batched planner (``plan(obs (E, d)) -> (E, a)``, such as ``EFEPlanner``) as a runtime ``Planner``.
+
+    ``features`` maps the belief mean to what the planner plans on (for the pendulum,
+    ``[cos th, sin th, th_dot]``); by default the mean itself.
+    """
+
+    def __init__(self, planner: Any, features: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        if not callable(getattr(planner, "plan", None)):
+            raise InvalidArgumentError("planner", "needs a plan(obs) -> action method")
+        self.planner, self.features = planner, features
+
+    def plan(self, belief_mean: np.ndarray) -> np.ndarray:
+        """The planner's action for a batch of one, as a float64 array."""
+        x = belief_mean if self.features is None else self.features(belief_mean)
+        action = self.planner.plan(np.asarray(x, dtype=np.float32)[None])
+        if hasattr(action, "detach"):
+            action = action.detach().cpu().numpy()
+        return np.asarray(action, dtype=np.float64)[0]
+
+    def reset(self) -> None:
+        """Forget the planner's warm start, if it keeps one."""
+        if callable(getattr(self.planner, "reset", None)):
+            self.planner.reset()
 
 
 class FilterPlannerController:

@@ -54,15 +54,15 @@ class _NodeProgram:
         self.node = node
         self.value_nodes = value_nodes
         parents: dict[fx.Node, None] = {}
-        self._collect(node, parents, top=True)
+        self._collect(node, parents)
         self.parents = list(parents)
 
-    def _collect(self, node: fx.Node, parents: dict[fx.Node, None], top: bool) -> None:
+    def _collect(self, node: fx.Node, parents: dict[fx.Node, None]) -> None:
         for arg in node.all_input_nodes:
             if arg in self.value_nodes:
                 parents[arg] = None
             else:
-                self._collect(arg, parents, top=False)
+                self._collect(arg, parents)
 
     def _evaluate(self, node: fx.Node, env: dict[fx.Node, Tensor]) -> object:
         if node in env:

@@ -16,6 +16,13 @@ from .precision import Precision
 EnergyKind = Literal["gaussian", "ce"]
 
 
+def parameter_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype of ``module``'s first parameter (torch's default dtype if it has none)."""
+    for param in module.parameters():
+        return param.dtype
+    return torch.get_default_dtype()
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     """One value node: its parents and the function that predicts it from their values.
@@ -43,6 +50,16 @@ class State:
     observed: dict[str, Tensor]
     kinds: dict[str, EnergyKind]
     batch: int
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the node values."""
+        return next(iter(self.values.values())).dtype
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the node values."""
+        return next(iter(self.values.values())).device
 
     def inferred(self) -> list[str]:
         """Names of nodes (or clamped nodes with missing entries) whose values are relaxed."""
@@ -213,7 +230,7 @@ class EnergyGraph(nn.Module):
             classes = spec.shape[-1]
             if bool(((value < 0) | (value >= classes)).any()):
                 raise ValueError(f"node {self.describe(name)}: class labels must lie in [0, {classes})")
-            return nn.functional.one_hot(value.long(), classes).to(self._dtype())
+            return nn.functional.one_hot(value.long(), classes).to(parameter_dtype(self.owner))
         if not value.is_floating_point():
             raise TypeError(f"node {self.describe(name)}: expected a floating tensor, got {value.dtype}")
         if value.ndim == 0:
@@ -229,10 +246,6 @@ class EnergyGraph(nn.Module):
             )
         return value
 
-    def _dtype(self) -> torch.dtype:
-        for p in self.owner.parameters():
-            return p.dtype
-        return torch.get_default_dtype()
 
     # ---- predictions and energy -------------------------------------------------------------
 
@@ -276,37 +289,24 @@ class EnergyGraph(nn.Module):
         return [n for n in self.predicted() if n in state.clamped or self.children[n]]
 
     def initialise(self, state: State) -> None:
-        """Give every unclamped node a starting value: feed-forward where the graph allows."""
-        if self.is_acyclic:
-            order = self.topo_order
-        else:
-            for name, spec in self.specs.items():
-                if name not in state.values:
-                    if spec.shape is None:
-                        raise NodeShapeError(f"node {self.describe(name)}: needs a declared shape")
-                    state.values[name] = torch.zeros(
-                        (state.batch, *spec.shape), dtype=self._dtype(), device=self._device(state)
-                    )
-            order = self._sweep_order(state)
+        """Start values on a graph with cycles: zeros, then one sweep outward from the clamped nodes.
+
+        (Acyclic graphs start from a feed-forward pass, see ``inference.local_forward``.)
+        """
+        for name, spec in self.specs.items():
+            if name not in state.values:
+                if spec.shape is None:
+                    raise NodeShapeError(f"node {self.describe(name)}: needs a declared shape")
+                state.values[name] = torch.zeros((state.batch, *spec.shape), dtype=state.dtype, device=state.device)
         with torch.no_grad():
-            for name in order:
-                spec = self.specs[name]
-                if name in state.clamped and name not in state.infer_mask:
-                    continue
-                if spec.predict is None:
-                    if name not in state.values:
-                        raise ValueError(
-                            f"node {self.describe(name)} has no prediction and must be clamped"
-                        )
+            for name in self._sweep_order(state):
+                if self.specs[name].predict is None or (name in state.clamped and name not in state.infer_mask):
                     continue
                 mu = self.predict(name, state.values)
                 if name in state.clamped:
                     state.values[name] = torch.where(state.infer_mask[name], mu, state.values[name])
                 else:
                     state.values[name] = mu
-
-    def _device(self, state: State) -> torch.device:
-        return next(iter(state.values.values())).device
 
     def _sweep_order(self, state: State) -> list[str]:
         seen = set(state.clamped)

@@ -98,7 +98,7 @@ def local_forward(graph: EnergyGraph, state: State) -> LocalGraphs:
             if name not in state.values:
                 if spec.shape is None or not graph.children[name]:
                     raise ValueError(f"node {graph.describe(name)} has no prediction and must be clamped")
-                state.values[name] = torch.zeros((state.batch, *spec.shape), dtype=_dtype(state), device=_device(state))
+                state.values[name] = torch.zeros((state.batch, *spec.shape), dtype=state.dtype, device=state.device)
             continue
         local[name] = build_local(graph, state, name, inferred)
         mu = local[name][1].detach()
@@ -109,14 +109,6 @@ def local_forward(graph: EnergyGraph, state: State) -> LocalGraphs:
             if name in state.infer_mask:
                 state.values[name] = torch.where(state.infer_mask[name], mu, state.values[name])
     return local
-
-
-def _dtype(state: State) -> torch.dtype:
-    return next(iter(state.values.values())).dtype
-
-
-def _device(state: State) -> torch.device:
-    return next(iter(state.values.values())).device
 
 
 def _backward(
@@ -189,7 +181,7 @@ def relax(
         for name in inferred:
             state.values[name] = state.values[name].detach().requires_grad_(True)
         optimizer = node_optimizer([state.values[n] for n in inferred])
-    zero = torch.zeros((), dtype=_dtype(state), device=_device(state))
+    zero = torch.zeros((), dtype=state.dtype, device=state.device)
     # Unit-precision Gaussian nodes: signal = eps and energy = 1/2 eps.eps, halved once at the end.
     plain = {n for n in names if state.kinds[n] == "gaussian" and graph.precisions[n].is_identity
              and n not in state.observed}

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from .graph import EnergyGraph, NodeSpec
+from .graph import EnergyGraph, NodeSpec, parameter_dtype
 from .inference import NodeOptimizer, Relaxation, relax
 from .learning import Settings, StepRecord, check_algorithm, train_step
 from .precision import Precision
@@ -91,7 +91,7 @@ class PCGraph(nn.Module):
         if (src, dst) in self._edge_list:
             raise ValueError(f"edge {src!r} -> {dst!r} already exists")
         with torch.no_grad():
-            probe = torch.zeros((1, *self.shapes[src]), dtype=_dtype_of(module))
+            probe = torch.zeros((1, *self.shapes[src]), dtype=parameter_dtype(module))
             try:
                 out = module(probe)
             except Exception as exc:
@@ -145,9 +145,3 @@ class PCGraph(nn.Module):
         """Relax with ``clamps`` fixed, then take a local weight step (writes ``.grad``)."""
         graph = self.graph()
         return train_step(graph, graph.prepare(clamps), self._settings(T), optimizer)
-
-
-def _dtype_of(module: nn.Module) -> torch.dtype:
-    for param in module.parameters():
-        return param.dtype
-    return torch.get_default_dtype()

@@ -22,7 +22,7 @@ from stable_baselines3.common.logger import HumanOutputFormat, Logger
 from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import Tensor
 
-from pcctrl.control import EFEPlanner, GoalPrior, RewardPreference, RewardSpec, closed_form_reward
+from pcctrl.control import EFEPlanner, GoalPrior, RewardPreference, RewardSpec, SummedPreference, closed_form_reward
 from pcctrl.estimation import PCFilter
 from pcctrl.models import StateSpaceModel, pendulum_model
 from pcctrl.models.dynamics_ensemble import DynamicsEnsemble
@@ -148,9 +148,17 @@ class ActiveInferenceAgent:
         if goal_prior is not None:
             preference: Any = goal_prior.to(self.device)
         elif spec is not None:
-            preference = RewardPreference.from_spec(spec, cfg.tau)
+            preference = RewardPreference.from_spec(spec, cfg.tau, cfg.action_repeat)
         else:
+            # The reward model learns the summed reward of each (action-repeated) buffer step.
             preference = RewardPreference(self._learned_reward, cfg.tau)
+        if cfg.goal is not None and goal_prior is None:
+            if cfg.goal_precision is None or len(cfg.goal) != self.feature_dim \
+                    or len(cfg.goal_precision) != self.feature_dim:
+                raise ValueError(f"config goal and goal_precision need {self.feature_dim} entries each, "
+                                 f"got {cfg.goal} and {cfg.goal_precision}")
+            prior = GoalPrior(cfg.goal, list(cfg.goal_precision)).to(self.device)
+            preference = SummedPreference(preference, prior)
         self.planner = EFEPlanner(self.ensemble.planning_dynamics(cfg.epistemic_weight > 0), preference,
                                   torch.as_tensor(act.low), torch.as_tensor(act.high), cfg.horizon, cfg.method,
                                   cfg.candidates, cfg.iterations, cfg.elites, cfg.momentum, cfg.temperature,
@@ -161,6 +169,8 @@ class ActiveInferenceAgent:
         self._rng = np.random.default_rng(cfg.seed)
         self._filters: list[PCFilter] = []
         self._last_actions: np.ndarray | None = None
+        self._held: np.ndarray | None = None  # predict's held actions (n_envs, a) under action_repeat
+        self._hold_left: np.ndarray | None = None  # env steps each row still holds its action
         self._vec_env: DummyVecEnv | None = None
         self._logger = Logger(None, [HumanOutputFormat(sys.stdout)] if verbose else [])
         self._episode_returns: deque[float] = deque(maxlen=100)
@@ -234,7 +244,9 @@ class ActiveInferenceAgent:
 
         ``episode_start`` (bools, one per env) resets the planner's warm start and, on partially
         observed envs, the belief. ``deterministic=False`` perturbs the planned first action with
-        the search's final spread. ``state`` is passed through (the agent keeps its own).
+        the search's final spread. ``state`` is passed through (the agent keeps its own). With
+        ``action_repeat = k > 1`` each row plans once and returns that action for ``k`` calls
+        (one per env step), restarting the count where ``episode_start`` is true.
         """
         obs, single = self._check_obs(observation)
         starts = np.zeros(obs.shape[0], dtype=bool) if episode_start is None else \
@@ -243,17 +255,35 @@ class ActiveInferenceAgent:
             raise ValueError(f"episode_start has {starts.shape[0]} entries for {obs.shape[0]} observations")
         if self.planner.mean is not None and self.planner.mean.shape[0] == obs.shape[0] and starts.any():
             self.planner.reset(torch.as_tensor(starts, device=self.device))
-        action = self._act(self._features(obs, starts), deterministic)
+        features = self._features(obs, starts)
+        k = self.config.action_repeat
+        if k == 1:
+            action = self._act(features, deterministic)
+            return (action[0] if single else action), state
+        n = obs.shape[0]
+        if self._held is None or self._hold_left is None or self._held.shape[0] != n:
+            self._held = np.zeros((n, self.action_dim), dtype=self.env.action_space.dtype)
+            self._hold_left = np.zeros(n, dtype=np.int64)
+        need = starts | (self._hold_left <= 0)
+        if need.any():
+            rows = None if need.all() else torch.as_tensor(need, device=self.device)
+            self._held[need] = self._act(features, deterministic, rows)
+            self._hold_left[need] = k
+        self._hold_left -= 1
+        action = self._held.copy()
+        self._last_actions = action.astype(np.float64)
         return (action[0] if single else action), state
 
-    def _act(self, features: Tensor, deterministic: bool) -> np.ndarray:
+    def _act(self, features: Tensor, deterministic: bool, rows: Tensor | None = None) -> np.ndarray:
+        """Plan for every row of ``features`` (or the boolean ``rows``); records the latency."""
         start = time.perf_counter()
-        action = self.planner.plan(features)
+        action = self.planner.plan(features, rows)
         if not deterministic:
-            action = self.planner.sample_first(action)
+            action = self.planner.sample_first(action, rows)
         self._plan_ms.append(1e3 * (time.perf_counter() - start))
         out = action.cpu().numpy().astype(self.env.action_space.dtype)
-        self._last_actions = out.astype(np.float64)
+        if rows is None:
+            self._last_actions = out.astype(np.float64)
         return out
 
     # ---- learning ---------------------------------------------------------------------------
@@ -287,7 +317,10 @@ class ActiveInferenceAgent:
               progress_bar: bool = False, reset_num_timesteps: bool = True) -> "ActiveInferenceAgent":
         """Collect ``total_timesteps`` env steps: random for ``learning_starts``, then planned.
 
-        The model is refitted at every episode end and every ``train_freq`` steps; SB3 callbacks
+        Each action (random or planned) is held for ``action_repeat`` env steps and stored as one
+        transition with the summed reward (a hold cut short by termination is stored, one cut
+        short by truncation or the end of ``learn`` is not). The model is refitted at every
+        episode end and every ``train_freq`` steps; SB3 callbacks
         see ``on_step`` after every env step (returning ``False`` stops training); the logger dumps
         every ``log_interval`` episodes. A non-finite reward or observation raises ``ValueError``.
         """
@@ -306,19 +339,26 @@ class ActiveInferenceAgent:
         self.planner.reset()
         feat = self._features(obs, np.ones(1, dtype=bool))
         episodes, ep_return, ep_len, since_train = 0, 0.0, 0, 0
+        repeat, hold_left, hold_reward, hold_start = cfg.action_repeat, 0, 0.0, feat
         callback.on_rollout_start()
         for _ in range(total_timesteps):
-            if len(self.buffer) < cfg.learning_starts or self.n_updates == 0:
-                action = self._rng.uniform(env.action_space.low, env.action_space.high).astype(env.action_space.dtype)
-                self._last_actions = action[None].astype(np.float64)
-            else:
-                action = self._act(feat, deterministic=True)[0]
+            if hold_left == 0:
+                if len(self.buffer) * repeat < cfg.learning_starts or self.n_updates == 0:
+                    action = self._rng.uniform(env.action_space.low, env.action_space.high).astype(env.action_space.dtype)
+                    self._last_actions = action[None].astype(np.float64)
+                else:
+                    action = self._act(feat, deterministic=True)[0]
+                hold_left, hold_reward, hold_start = repeat, 0.0, feat
             new_obs, reward, terminated, truncated, infos = env.step(action)
             if not np.isfinite(float(reward)):
                 raise ValueError(f"the env returned a non-finite reward ({reward}) at step {self.num_timesteps}")
             obs, _ = self._check_obs(new_obs)
             next_feat = self._features(obs, np.zeros(1, dtype=bool))
-            self.buffer.add(feat[0].cpu().numpy(), action, next_feat[0].cpu().numpy(), float(reward), bool(terminated))
+            hold_left -= 1
+            hold_reward += float(reward)
+            if hold_left == 0 or terminated:
+                self.buffer.add(hold_start[0].cpu().numpy(), action, next_feat[0].cpu().numpy(), hold_reward,
+                                bool(terminated))
             self.num_timesteps += 1
             ep_return += float(reward)
             ep_len += 1
@@ -338,7 +378,8 @@ class ActiveInferenceAgent:
                 obs, _ = self._check_obs(obs_raw)
                 self.planner.reset()
                 feat = self._features(obs, np.ones(1, dtype=bool))
-            if len(self.buffer) >= cfg.learning_starts and (done or since_train >= cfg.train_freq):
+                hold_left = 0
+            if len(self.buffer) * repeat >= cfg.learning_starts and (done or since_train >= cfg.train_freq):
                 nll = self.train_model()
                 since_train = 0
                 self._logger.record("train/model_nll", nll)
@@ -384,6 +425,8 @@ class ActiveInferenceAgent:
             {"goal": self.goal_prior.goal, "precision": self.goal_prior.precision,
              "action_precision": self.goal_prior.action_precision},
             "planner": self.planner.state_dict(), "buffer": self.buffer.state_dict(),
+            "hold": None if self._held is None else
+            {"actions": torch.as_tensor(self._held), "left": torch.as_tensor(self._hold_left)},
         }
 
     def save(self, path: str | Path | io.BufferedIOBase) -> None:
@@ -440,5 +483,9 @@ class ActiveInferenceAgent:
             raise ValueError(f"{path!r} does not match the agent it describes: {exc}") from exc
         agent.planner.dynamics = agent.ensemble.planning_dynamics(config.epistemic_weight > 0)
         agent.planner.load_state_dict(data["planner"])
+        hold = data.get("hold")
+        if hold is not None:
+            agent._held = hold["actions"].cpu().numpy().astype(act_space.dtype)
+            agent._hold_left = hold["left"].cpu().numpy().astype(np.int64)
         agent.num_timesteps, agent.n_updates = int(data["num_timesteps"]), int(data["n_updates"])
         return agent

@@ -121,8 +121,12 @@ class EFEPlanner:
         return torch.nan_to_num(total.mean(1), nan=-torch.inf).reshape(e, c)
 
     @torch.no_grad()
-    def plan(self, obs: Tensor) -> Tensor:
-        """The next action for each environment: ``obs (E, d)`` -> ``(E, a)`` within the bounds."""
+    def plan(self, obs: Tensor, rows: Tensor | None = None) -> Tensor:
+        """The next action for each environment: ``obs (E, d)`` -> ``(E, a)`` within the bounds.
+
+        With a boolean ``rows (E,)`` only the selected environments are planned (their warm start
+        advances, the others' is kept) and ``(rows.sum(), a)`` actions are returned.
+        """
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         if obs.ndim != 2:
             raise ValueError(f"obs must be (n_envs, obs_dim), got shape {tuple(obs.shape)}")
@@ -132,7 +136,20 @@ class EFEPlanner:
         if self.mean is None or self.mean.shape[0] != e:
             self.mean = torch.zeros(e, h, a, device=self.device)
             self.std = torch.full((e, h, a), self.init_std, device=self.device)
-        mean, std = self.mean, torch.full_like(self.mean, self.init_std)
+        if rows is None:
+            action, self.mean, self.std = self._search(obs, self.mean)
+            return action
+        rows = torch.as_tensor(rows, dtype=torch.bool, device=self.device).reshape(-1)
+        if rows.shape[0] != e:
+            raise ValueError(f"rows has {rows.shape[0]} entries for {e} environments")
+        action, mean, std = self._search(obs[rows], self.mean[rows])
+        self.mean[rows], self.std[rows] = mean, std  # type: ignore[index]
+        return action
+
+    def _search(self, obs: Tensor, warm: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """CEM/MPPI from the warm start ``warm (E, H, a)``: first actions, shifted mean, final std."""
+        e, h, a = obs.shape[0], self.horizon, self.action_dim
+        mean, std = warm, torch.full_like(warm, self.init_std)
         for _ in range(self.iterations):
             noise = torch.randn(e, self.candidates, h, a, generator=self.generator, device=self.device)
             noise[:, 0] = 0.0  # the current mean is always a candidate
@@ -147,15 +164,18 @@ class EFEPlanner:
             else:
                 w = torch.softmax((values - values.max(1, keepdim=True).values) / self.temperature, dim=1)
                 mean = (w[:, :, None, None] * cand).sum(1)
-        self.std = std
         action = self._mid + self._half * mean[:, 0]
-        self.mean = torch.cat((mean[:, 1:], torch.zeros_like(mean[:, :1])), 1)
         self.last_plan = self._mid + self._half * mean
-        return action
+        return action, torch.cat((mean[:, 1:], torch.zeros_like(mean[:, :1])), 1), std
 
-    def sample_first(self, action: Tensor) -> Tensor:
-        """A stochastic first action around ``action`` with the search's last spread (in bounds)."""
+    def sample_first(self, action: Tensor, rows: Tensor | None = None) -> Tensor:
+        """A stochastic first action around ``action`` with the search's last spread (in bounds).
+
+        ``rows`` is the mask given to :meth:`plan` when only some environments were planned.
+        """
         std = self.init_std if self.std is None else self.std[:, 0]
+        if rows is not None and self.std is not None:
+            std = std[torch.as_tensor(rows, dtype=torch.bool, device=self.device).reshape(-1)]
         noise = torch.randn(action.shape, generator=self.generator, device=self.device)
         return torch.maximum(torch.minimum(action + self._half * std * noise, self.high), self.low)
 

@@ -34,23 +34,70 @@ class RewardSpec:
 
 
 class RewardPreference:
-    """``log p~(o) = r / tau``: a reward turned into a prior preference (Tschantz et al. 2020)."""
+    """``log p~(o) = r / tau``: a reward turned into a prior preference (Tschantz et al. 2020).
 
-    def __init__(self, reward: RewardFn, tau: float = 1.0, terminated: TerminatedFn | None = None) -> None:
+    With ``substeps = k > 1`` one model step spans ``k`` env steps under a held action (action
+    repeat): the reward of a step ``obs -> next_obs`` is the sum of ``reward`` over ``k``
+    sub-transitions along the straight line between them, stopping after the first one that
+    ``terminated`` ends (the planner still judges termination on ``next_obs``).
+    """
+
+    def __init__(self, reward: RewardFn, tau: float = 1.0, terminated: TerminatedFn | None = None,
+                 substeps: int = 1) -> None:
         if not tau > 0:
             raise ValueError(f"tau must be positive, got {tau}")
+        if int(substeps) != substeps or substeps < 1:
+            raise ValueError(f"substeps must be an integer >= 1, got {substeps}")
         self.reward, self.tau, self._terminated = reward, float(tau), terminated
+        self.substeps = int(substeps)
 
     @classmethod
-    def from_spec(cls, spec: RewardSpec, tau: float = 1.0) -> "RewardPreference":
+    def from_spec(cls, spec: RewardSpec, tau: float = 1.0, substeps: int = 1) -> "RewardPreference":
         """The preference of a :class:`RewardSpec`."""
-        return cls(spec.reward, tau, spec.terminated)
+        return cls(spec.reward, tau, spec.terminated, substeps)
 
     def log_preference(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
-        return self.reward(obs, action, next_obs) / self.tau
+        if self.substeps == 1:
+            return self.reward(obs, action, next_obs) / self.tau
+        # All sub-transitions in one batched call: a leading dimension of size ``substeps``.
+        k = self.substeps
+        frac = torch.arange(k + 1, dtype=obs.dtype, device=obs.device) / k
+        points = obs + (next_obs - obs) * frac.reshape(-1, *([1] * obs.ndim))
+        reward = self.reward(points[:-1], action.expand(k, *action.shape), points[1:])
+        if self._terminated is not None:
+            keep = (~self._terminated(points[1:-1])).to(reward.dtype)
+            alive = torch.cat((torch.ones_like(reward[:1]), keep.cumprod(0)), 0)
+            reward = reward * alive
+        return reward.sum(0) / self.tau
 
     def terminated(self, next_obs: Tensor) -> Tensor | None:
         return None if self._terminated is None else self._terminated(next_obs)
+
+
+class SummedPreference:
+    """``log p~ = sum_i log p~_i``: independent preferences multiplied, e.g. a reward and a goal prior.
+
+    The episode ends where any part says it ends.
+    """
+
+    def __init__(self, *parts: Preference) -> None:
+        if not parts:
+            raise ValueError("SummedPreference needs at least one preference")
+        self.parts = parts
+
+    def log_preference(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+        total = self.parts[0].log_preference(obs, action, next_obs)
+        for part in self.parts[1:]:
+            total = total + part.log_preference(obs, action, next_obs)
+        return total
+
+    def terminated(self, next_obs: Tensor) -> Tensor | None:
+        done: Tensor | None = None
+        for part in self.parts:
+            ends = part.terminated(next_obs)
+            if ends is not None:
+                done = ends if done is None else done | ends
+        return done
 
 
 def pendulum_reward(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
@@ -106,5 +153,5 @@ def registered_rewards() -> list[str]:
     return sorted(_REWARDS)
 
 
-__all__ = ["Preference", "RewardPreference", "RewardSpec", "closed_form_reward", "inverted_pendulum_reward",
+__all__ = ["Preference", "RewardPreference", "RewardSpec", "SummedPreference", "closed_form_reward", "inverted_pendulum_reward",
            "mountain_car_reward", "pendulum_reward", "register_reward", "registered_rewards"]

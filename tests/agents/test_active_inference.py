@@ -135,3 +135,60 @@ def test_defaults_and_determinism():
         agent.learn(45)
         runs.append(agent.predict(np.array([1.0, 0.0, 0.0]))[0])
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_action_repeat_holds_actions_and_stores_k_step_transitions(tmp_path):
+    with pytest.raises(ValueError, match="action_repeat"):
+        ActiveInferenceAgent("Pendulum-v1", action_repeat=0)
+    k = 3
+    agent = ActiveInferenceAgent("Pendulum-v1", **TINY, action_repeat=k)
+    agent.learn(60)
+    # 60 env steps in holds of 3: 20 transitions, each 3 env steps of the unwrapped dynamics.
+    assert agent.num_timesteps == 60 and len(agent.buffer) == 60 // k
+    data = agent.buffer.all()
+    env = gym.make("Pendulum-v1")
+    env.reset(seed=0)
+    base = env.unwrapped
+    theta = float(np.arctan2(float(data.obs[5, 1]), float(data.obs[5, 0])))
+    base.state = np.array([theta, float(data.obs[5, 2])])
+    total = 0.0
+    for _ in range(k):
+        obs, reward, *_ = env.step(data.actions[5].numpy())
+        total += reward
+    np.testing.assert_allclose(obs, data.next_obs[5].numpy(), atol=1e-5)
+    np.testing.assert_allclose(total, float(data.rewards[5]), rtol=1e-4)
+    # predict plans once per k calls and restarts the count at episode_start.
+    obs = np.array([0.0, 1.0, 0.5], dtype=np.float32)
+    calls = len(agent._plan_ms)
+    actions = [agent.predict(obs, episode_start=np.array([i == 0]))[0] for i in range(2 * k)]
+    assert len(agent._plan_ms) == calls + 2
+    for i in range(2 * k):
+        np.testing.assert_array_equal(actions[i], actions[k * (i // k)])
+    agent.predict(obs, episode_start=np.array([True]))
+    assert len(agent._plan_ms) == calls + 3
+    # save/load keeps the hold: the loaded agent continues the same held action, then plans alike.
+    path = tmp_path / "agent.pt"
+    agent.save(path)
+    loaded = ActiveInferenceAgent.load(path)
+    assert loaded.config.action_repeat == k
+    for _ in range(2 * k):
+        np.testing.assert_array_equal(agent.predict(obs)[0], loaded.predict(obs)[0])
+    assert len(loaded._plan_ms) == 2
+    mean, _ = evaluate_policy(agent, gym.make("Pendulum-v1", max_episode_steps=12), n_eval_episodes=1, warn=False)
+    assert np.isfinite(mean)
+
+
+def test_config_goal_adds_a_goal_prior_to_the_reward():
+    agent = ActiveInferenceAgent("InvertedPendulum-v5", **TINY)
+    assert agent.config.goal == (0.0, 0.0, 0.0, 0.0)
+    obs = torch.zeros(2, 4)
+    nxt = torch.tensor([[0.5, 0.1, 3.0, 3.0], [0.0, 0.3, 0.0, 0.0]])
+    value = agent.planner.preference.log_preference(obs, torch.zeros(2, 1), nxt)
+    # Alive reward 1 (0 once the pole passes 0.2) minus 1/2 (x^2 + theta^2); velocities are free.
+    torch.testing.assert_close(value, torch.tensor([1 - 0.5 * (0.25 + 0.01), 0 - 0.5 * 0.09]))
+    assert agent.planner.preference.terminated(nxt).tolist() == [False, True]
+    with pytest.raises(ValueError, match="goal and goal_precision need 4"):
+        ActiveInferenceAgent("InvertedPendulum-v5", goal=(0.0, 0.0), goal_precision=(1.0, 1.0))
+    plain = ActiveInferenceAgent("InvertedPendulum-v5", goal=None)
+    torch.testing.assert_close(plain.planner.preference.log_preference(obs, torch.zeros(2, 1), nxt),
+                               torch.tensor([1.0, 0.0]))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pcctrl.control import EFEPlanner, GoalPrior, RewardPreference, RewardSpec, known_dynamics
+from pcctrl.control import EFEPlanner, GoalPrior, RewardPreference, RewardSpec, SummedPreference, known_dynamics
 from pcctrl.control.objectives import inverted_pendulum_terminated, pendulum_reward
 
 DT = 0.1
@@ -77,3 +77,42 @@ def test_bad_arguments():
         planner.plan(torch.tensor([[float("nan"), 0.0]]))
     with pytest.raises(ValueError, match="precision"):
         GoalPrior([0.0, 0.0], precision=[1.0, 2.0, 3.0])
+
+
+def test_summed_preference_adds_log_preferences_and_ors_terminations():
+    reward = RewardPreference(lambda o, a, n: n[..., 0], terminated=lambda n: n[..., 0] > 0.5)
+    prior = GoalPrior([0.0, 0.0], precision=[2.0, 0.0])
+    both = SummedPreference(reward, prior)
+    obs, act = torch.zeros(3, 2), torch.zeros(3, 1)
+    nxt = torch.tensor([[0.2, 1.0], [-0.4, 0.0], [0.7, 0.0]])
+    torch.testing.assert_close(both.log_preference(obs, act, nxt),
+                               torch.tensor([0.2 - 0.04, -0.4 - 0.16, 0.7 - 0.49]))
+    assert both.terminated(nxt).tolist() == [False, False, True]
+    assert SummedPreference(prior, prior).terminated(nxt) is None
+    with pytest.raises(ValueError, match="at least one"):
+        SummedPreference()
+
+
+def test_reward_substeps_sum_along_the_step_and_stop_at_termination():
+    spec = RewardSpec(lambda o, a, n: n[..., 0] - a[..., 0], lambda n: n[..., 0] >= 0.5)
+    pref = RewardPreference.from_spec(spec, tau=2.0, substeps=4)
+    obs, act = torch.tensor([[0.0, 0.0], [0.0, 0.0]]), torch.tensor([[1.0], [1.0]])
+    nxt = torch.tensor([[0.4, 0.0], [0.8, 0.0]])
+    # Row 0: sub-states 0.1, 0.2, 0.3, 0.4. Row 1: 0.2, 0.4, 0.6 ends the hold (0.8 does not count).
+    expected = torch.tensor([(0.1 + 0.2 + 0.3 + 0.4 - 4) / 2, (0.2 + 0.4 + 0.6 - 3) / 2])
+    torch.testing.assert_close(pref.log_preference(obs, act, nxt), expected)
+    with pytest.raises(ValueError, match="substeps"):
+        RewardPreference.from_spec(spec, substeps=0)
+
+
+def test_planning_some_rows_keeps_the_others_warm_start():
+    prior = GoalPrior([0.0, 0.0])
+    planner = EFEPlanner(known_dynamics(integrator), prior, torch.tensor([-1.0]), torch.tensor([1.0]), seed=3)
+    s = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    planner.plan(s)
+    kept = planner.mean[1].clone()
+    action = planner.plan(s, rows=torch.tensor([True, False]))
+    assert action.shape == (1, 1)
+    torch.testing.assert_close(planner.mean[1], kept)
+    with pytest.raises(ValueError, match="rows"):
+        planner.plan(s, rows=torch.tensor([True, False, True]))

@@ -73,6 +73,7 @@ def main() -> None:
         agent = ActiveInferenceAgent(args.env, seed=seed)
         agents.append(_curve(agent, args.env, seed, args.agent_steps, args.eval_every, args.eval_episodes, {}))
         latencies.append(agent.plan_latency_ms)
+    repeat = agent.config.action_repeat
     t_agent = time.time() - t0
     sacs = []
     if not args.skip_sac:
@@ -86,8 +87,9 @@ def main() -> None:
     for s, m in mean_a:
         print(f"  {s:6d} {m:9.1f}")
     print(f"  steps to {threshold}: {hit_a if hit_a is not None else f'not within {args.agent_steps}'}")
-    print(f"  planning latency per control step (CPU, {torch.get_num_threads()} thread): "
-          f"{np.mean(latencies):.2f} ms (per seed {[round(x, 2) for x in latencies]})")
+    print(f"  planning latency per planning call (CPU, {torch.get_num_threads()} thread): "
+          f"{np.mean(latencies):.2f} ms (per seed {[round(x, 2) for x in latencies]}); one call per "
+          f"{repeat} env step(s): {np.mean(latencies) / repeat:.2f} ms per env step")
     if sacs:
         hit_s, mean_s = _steps_to(sacs, threshold)
         print(f"\nSAC (SB3 defaults) mean eval return ({len(args.seeds)} seeds, {t_sac:.0f} s wall):")

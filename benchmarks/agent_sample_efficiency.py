@@ -12,6 +12,7 @@ and the agent's planning latency per control step. Example (the run recorded in 
 from __future__ import annotations
 
 import argparse
+import ast
 import platform
 import time
 
@@ -62,15 +63,23 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--skip-sac", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="AIFConfig overrides for the agent, e.g. --set iterations=5 horizon=25")
     args = parser.parse_args()
+    overrides = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set takes FIELD=VALUE, got {item!r}")
+        overrides[name] = ast.literal_eval(value)
     torch.set_num_threads(args.threads)
     threshold = args.threshold if args.threshold is not None else THRESHOLDS.get(args.env, 0.0)
-    print(f"{args.env}: threshold {threshold}, seeds {args.seeds}, machine {platform.processor() or platform.machine()}, "
+    print(f"{args.env}: threshold {threshold}, seeds {args.seeds}, agent overrides {overrides or 'none'}, machine {platform.processor() or platform.machine()}, "
           f"torch threads {torch.get_num_threads()}")
     t0 = time.time()
     agents, latencies = [], []
     for seed in args.seeds:
-        agent = ActiveInferenceAgent(args.env, seed=seed)
+        agent = ActiveInferenceAgent(args.env, seed=seed, **overrides)
         agents.append(_curve(agent, args.env, seed, args.agent_steps, args.eval_every, args.eval_episodes, {}))
         latencies.append(agent.plan_latency_ms)
     repeat = agent.config.action_repeat

@@ -256,10 +256,6 @@ class ActiveInferenceAgent:
         if self.planner.mean is not None and self.planner.mean.shape[0] == obs.shape[0] and starts.any():
             self.planner.reset(torch.as_tensor(starts, device=self.device))
         features = self._features(obs, starts)
-        k = self.config.action_repeat
-        if k == 1:
-            action = self._act(features, deterministic)
-            return (action[0] if single else action), state
         n = obs.shape[0]
         if self._held is None or self._hold_left is None or self._held.shape[0] != n:
             self._held = np.zeros((n, self.action_dim), dtype=self.env.action_space.dtype)
@@ -268,7 +264,7 @@ class ActiveInferenceAgent:
         if need.any():
             rows = None if need.all() else torch.as_tensor(need, device=self.device)
             self._held[need] = self._act(features, deterministic, rows)
-            self._hold_left[need] = k
+            self._hold_left[need] = self.config.action_repeat
         self._hold_left -= 1
         action = self._held.copy()
         self._last_actions = action.astype(np.float64)

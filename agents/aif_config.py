@@ -67,15 +67,15 @@ class AIFConfig:
         return replace(self, **overrides)
 
 
+# Alive-reward plans tie while the pole stays up, so CEM needs 5 iterations to pick the first
+# action, and a weak goal prior (pole upright, cart centred) keeps the cart off the rail; it
+# costs at most 0.5 per step at the rail, below the alive reward, so falling never pays.
+_BALANCE: dict[str, Any] = {"learning_starts": 100, "train_freq": 100, "horizon": 15, "iterations": 5}
+
 _FAMILIES: dict[str, dict[str, Any]] = {
     "pendulum": {},
-    # Alive-reward plans tie while the pole stays up, so CEM needs 5 iterations to pick the first
-    # action, and a weak goal prior (pole upright, cart centred) keeps the cart off the rail; it
-    # costs at most 0.5 per step at the rail, below the alive reward, so falling never pays.
-    "inverted_pendulum": {"learning_starts": 100, "train_freq": 100, "horizon": 15, "hidden": (64, 64),
-                          "iterations": 5, "goal": (0.0, 0.0, 0.0, 0.0), "goal_precision": (1.0, 1.0, 0.0, 0.0)},
-    "partial_inverted_pendulum": {"learning_starts": 100, "train_freq": 100, "horizon": 15, "iterations": 5,
-                                  "goal": (0.0, 0.0), "goal_precision": (1.0, 1.0)},
+    "inverted_pendulum": {**_BALANCE, "goal": (0.0, 0.0, 0.0, 0.0), "goal_precision": (1.0, 1.0, 0.0, 0.0)},
+    "partial_inverted_pendulum": {**_BALANCE, "goal": (0.0, 0.0), "goal_precision": (1.0, 1.0)},
     # Each planned action is held 5 env steps, so the 30-step horizon looks 150 env steps ahead.
     # At weight 0.03 the information gain still outweighs the action cost where the model is
     # unsure (the flag is found within a few thousand steps) but no longer pulls plans away from

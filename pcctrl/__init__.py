@@ -1,14 +1,16 @@
 """pcctrl: predictive-coding estimation, active-inference control and PC learning in PyTorch."""
 
-from .core import (
-    ALGORITHMS,
+from . import errors
+from .core import ALGORITHMS, PCGraph, PCNetwork, Precision, StepRecord
+from .errors import (
+    CheckpointError,
+    DivergenceError,
+    InvalidArgumentError,
     NodeShapeError,
     NonFiniteEnergyError,
+    NonFiniteError,
     PCError,
-    PCGraph,
-    PCNetwork,
-    Precision,
-    StepRecord,
+    ShapeError,
     UnknownNodeError,
 )
 
@@ -20,6 +22,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALGORITHMS",
+    "CheckpointError",
+    "DivergenceError",
+    "InvalidArgumentError",
+    "NonFiniteError",
+    "ShapeError",
+    "errors",
     "DynamicsEnsemble",
     "EFEPlanner",
     "GoalPrior",

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..models.errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 
 def _per_order(value: Any, name: str, order: int, dim: int, allow_zero: bool = True) -> np.ndarray:

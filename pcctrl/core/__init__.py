@@ -1,6 +1,6 @@
 """The predictive-coding core: energy, value nodes, graphs, inference, local learning."""
 
-from .errors import NodeShapeError, NonFiniteEnergyError, PCError, UnknownNodeError
+from ..errors import NodeShapeError, NonFiniteEnergyError, PCError, UnknownNodeError
 from .graph import EnergyGraph, NodeSpec
 from .inference import Relaxation
 from .learning import ALGORITHMS, StepRecord

@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from .errors import NodeShapeError, UnknownNodeError
+from ..errors import NodeShapeError, UnknownNodeError
 from .precision import Precision
 
 EnergyKind = Literal["gaussian", "ce"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .errors import NonFiniteEnergyError
+from ..errors import NonFiniteEnergyError
 from .graph import EnergyGraph, State
 
 NodeOptimizer = Callable[[Sequence[Tensor]], torch.optim.Optimizer]

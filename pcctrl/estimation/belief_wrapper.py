@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from ..models.errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 from .pc_filter import PCFilter
 
 

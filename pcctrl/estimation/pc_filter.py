@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..models.covariance import as_matrix, check_covariance
-from ..models.errors import InvalidArgumentError, NonFiniteBeliefError, NotPositiveDefiniteError
+from ..errors import InvalidArgumentError, NonFiniteBeliefError, NotPositiveDefiniteError
 from ..models.state_space import StateSpaceModel
 from .belief import Belief
 

@@ -2,7 +2,7 @@
 
 from .covariance import Covariance
 from .dynamics_ensemble import DynamicsEnsemble
-from .errors import InvalidArgumentError, NonFiniteBeliefError, NotPositiveDefiniteError
+from ..errors import InvalidArgumentError, NonFiniteBeliefError, NotPositiveDefiniteError
 from .learned import MLPObservation, MLPTransition, learn_state_space
 from .linear_gaussian import LinearGaussianModel
 from .normalizer import Normalizer

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .errors import InvalidArgumentError, NotPositiveDefiniteError
+from ..errors import InvalidArgumentError, NotPositiveDefiniteError
 
 
 def resolve_dtype(dtype: torch.dtype | None, *values: Any) -> torch.dtype:

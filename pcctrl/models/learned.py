@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core import PCNetwork
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 from .state_space import StateSpaceModel
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .covariance import resolve_dtype
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 from .state_space import StateSpaceModel
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .covariance import Covariance, resolve_dtype
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 Transition = Callable[[Tensor, Tensor], Tensor]
 Observation = Callable[[Tensor], Tensor]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..control.reflex import ReflexController
-from ..models.errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 from .filter_reflex import FilterReflexController
 from .input_policy import sanitize_observation
 from .protocol import Deadline

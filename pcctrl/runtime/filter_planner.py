@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..estimation.pc_filter import PCFilter
-from ..models.errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 from .input_policy import sanitize_observation
 from .protocol import Deadline, Planner
 

@@ -9,7 +9,7 @@ import torch
 
 from ..control.reflex import ReflexController
 from ..estimation.pc_filter import PCFilter
-from ..models.errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 from .input_policy import sanitize_observation
 from .protocol import Deadline
 

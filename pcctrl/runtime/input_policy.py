@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..models.errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 
 def sanitize_observation(obs: Any, size: int, name: str = "obs") -> np.ndarray:

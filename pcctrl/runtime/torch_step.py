@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..control.reflex import ReflexController
 from ..estimation.pc_filter import PCFilter
-from ..models.errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 
 def _buffer(module: nn.Module, name: str, value: np.ndarray | float, dtype: torch.dtype) -> None:

@@ -2,10 +2,41 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from torch import Tensor
 
-from .state_space import StateSpaceModel
+from .state_space import NumpyKernel, StateSpaceModel
+
+
+class _PendulumKernel:
+    """:class:`PendulumModel`'s functions and Jacobians for one state, in float64 Python arithmetic."""
+
+    def __init__(self, model: "PendulumModel") -> None:
+        self.dt, self.k, self.kt = model.dt, 1.5 * model.gravity * model.dt, 3.0 * model.dt
+        self.max_speed, self.max_torque = model.max_speed, model.max_torque
+
+    def transition(self, s: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        theta, omega = s.tolist()
+        torque = min(max(a.tolist()[0], -self.max_torque), self.max_torque)
+        # The same operation order as the torch step, so float64 results agree to the last bits.
+        raw = (omega + self.k * math.sin(theta)) + self.kt * torque
+        speed = min(max(raw, -self.max_speed), self.max_speed)
+        inside = 1.0 if abs(raw) <= self.max_speed else 0.0
+        cos = math.cos(theta)
+        jac = np.array([[1.0 + inside * (cos * (self.dt * self.k)), inside * self.dt], [inside * (cos * self.k), inside]])
+        return np.array([theta + self.dt * speed, speed]), jac
+
+    def observation(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        theta = s.tolist()[0]
+        c, sn = math.cos(theta), math.sin(theta)
+        return np.array([c, sn]), np.array([[-sn, 0.0], [c, 0.0]])
+
+    def observe(self, s: np.ndarray) -> np.ndarray:
+        theta = s.tolist()[0]
+        return np.array([math.cos(theta), math.sin(theta)])
 
 
 class PendulumModel(StateSpaceModel):
@@ -63,6 +94,10 @@ class PendulumModel(StateSpaceModel):
         """``(g(s), G)``, ``G = [[-sin theta, 0], [cos theta, 0]]``."""
         y = self._observation(s)
         return y, (y @ self._g_basis).view(-1, 2, 2)
+
+    def numpy_kernel(self) -> NumpyKernel | None:
+        """The closed-form functions in float64 Python arithmetic (``None`` for subclasses)."""
+        return _PendulumKernel(self) if type(self) is PendulumModel else None
 
 
 def pendulum_model(dt: float = 0.05, g: float = 10.0, obs_noise_std: float = 0.1,

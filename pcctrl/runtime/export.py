@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +71,35 @@ def _quiet_onnx_export(module: torch.nn.Module, example: tuple[torch.Tensor, ...
     level = logger.level
     logger.setLevel(logging.ERROR)  # "torchvision is not installed" notices: irrelevant to these graphs
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            # Raised inside torch's exporter (its own pytree use), not by anything the caller can change.
-            warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*", category=FutureWarning)
+        with _torch_internal_warnings_silenced(), contextlib.redirect_stdout(io.StringIO()):
             torch.onnx.export(module, example, str(path), input_names=list(_ORDER[kind]),
                               output_names=list(_OUTPUTS[kind]), dynamo=True, verbose=False, optimize=True)
     except ImportError as exc:
         raise ImportError(f"ONNX export needs the [export] extra (onnx, onnxscript, onnxruntime): {exc}") from exc
     finally:
         logger.setLevel(level)
+
+
+def _aoti_package(module: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
+    """The ``torch.export`` program compiled ahead of time by AOTInductor (needs a C++ compiler)."""
+    if path.suffix != ".pt2":
+        raise InvalidArgumentError("path", f"an AOTInductor package must be a .pt2 file, got {path.name!r}")
+    program = torch.export.export(module, example)
+    with _torch_internal_warnings_silenced():
+        from torch._inductor import aoti_compile_and_package
+
+        aoti_compile_and_package(program, package_path=str(path))
+
+
+@contextlib.contextmanager
+def _torch_internal_warnings_silenced() -> Iterator[None]:
+    """Deprecations that torch 2.13 raises from its own internals (its pytree use; TorchScript
+    decorators in modules that Inductor imports), which no caller can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*torch\\.jit\\.script_method.*deprecated.*",
+                                category=DeprecationWarning)
+        yield
 
 
 def _verify(path: Path, module: torch.nn.Module, kind: str, meta: dict[str, Any], dtype: torch.dtype) -> None:
@@ -105,6 +126,8 @@ def _verify(path: Path, module: torch.nn.Module, kind: str, meta: dict[str, Any]
 def export(controller: Any, path: str | Path, format: str | None = None, dtype: torch.dtype = torch.float64) -> Path:
     """Write the controller's step as a ``torch.export`` program (``.pt2``; ``.pt`` also accepted) or
     ONNX (``.onnx``, the dynamo exporter), plus ``<path>.json``; then check the file against the step.
+    ``format="aoti"`` compiles the ``torch.export`` program ahead of time with AOTInductor into a
+    ``.pt2`` package (needs a C++ compiler at export time, ~20-40 s; the fastest to run, CPU).
 
     The graph is the pure step ``(reading, state) -> (action, state)`` with the controller's
     fixed number of relaxation iterations (no deadline); :class:`ExportedController` runs it with
@@ -118,8 +141,9 @@ def export(controller: Any, path: str | Path, format: str | None = None, dtype: 
     if fmt == "torchscript":
         raise InvalidArgumentError("format", "TorchScript export was removed (deprecated in torch 2.13); use "
                                              "'torch.export' (.pt2) or 'onnx' (.onnx)")
-    if fmt not in ("torch.export", "onnx"):
-        raise InvalidArgumentError("format", f"must be 'torch.export' or 'onnx' (or a .pt2/.pt/.onnx path), got {fmt!r}")
+    if fmt not in ("torch.export", "aoti", "onnx"):
+        raise InvalidArgumentError("format", f"must be 'torch.export', 'aoti' or 'onnx' (or a .pt2/.pt/.onnx path), "
+                                             f"got {fmt!r}")
     if dtype not in (torch.float32, torch.float64):
         raise InvalidArgumentError("dtype", f"must be torch.float32 or torch.float64, got {dtype}")
     kind, module, meta = _module(controller, dtype)
@@ -130,21 +154,25 @@ def export(controller: Any, path: str | Path, format: str | None = None, dtype: 
             buffer = io.BytesIO()  # through a buffer: torch.export.save insists on a .pt2 file name
             torch.export.save(torch.export.export(module, example), buffer)
             path.write_bytes(buffer.getvalue())
+        elif fmt == "aoti":
+            _aoti_package(module, example, path)
         else:
             _quiet_onnx_export(module, example, path, kind)
     meta.update(kind=kind, format=fmt, dtype=str(dtype).replace("torch.", ""))
     Path(str(path) + ".json").write_text(json.dumps(meta))
-    if fmt == "torch.export" or importlib.util.find_spec("onnxruntime") is not None:
+    if fmt != "onnx" or importlib.util.find_spec("onnxruntime") is not None:
         _verify(path, module, kind, meta, dtype)
     return path
 
 
 class ExportedController:
-    """Runs an exported step (``torch.export`` program or ONNX via onnxruntime) as a Controller.
+    """Runs an exported step (``torch.export`` program, AOTInductor package, or ONNX via
+    onnxruntime) as a Controller.
 
     ``device`` (default CPU): where the step runs; ``"cuda"`` moves a ``torch.export`` program
-    to the GPU and asks onnxruntime for its CUDA provider (an error if it has none). Readings,
-    actions and state stay numpy on the host, as for every Controller.
+    to the GPU and asks onnxruntime for its CUDA provider (an error if it has none); an
+    AOTInductor package runs where it was compiled (CPU). Readings, actions and state stay
+    numpy on the host, as for every Controller.
     """
 
     def __init__(self, path: str | Path, device: str | torch.device = "cpu") -> None:
@@ -160,6 +188,13 @@ class ExportedController:
         if self.format == "torch.export":
             program = torch.export.load(io.BytesIO(path.read_bytes()))
             self._module = program.module().to(self.device)
+        elif self.format == "aoti":
+            if self.device.type != "cpu":
+                raise InvalidArgumentError("device", "this AOTInductor package was compiled for the CPU")
+            with _torch_internal_warnings_silenced():
+                from torch._inductor import aoti_load_package
+
+                self._module = aoti_load_package(str(path))
         elif self.format == "onnx":
             import onnxruntime as ort
 

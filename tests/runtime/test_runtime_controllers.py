@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import json
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -252,3 +253,17 @@ def test_exported_step_runs_without_warnings(tmp_path):
         ex = ExportedController(export(make(), tmp_path / "quiet.pt2"))
         ex.reset(np.zeros(2))
         ex.step(np.zeros(2))
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="AOTInductor needs a C++ compiler")
+def test_aoti_export_matches_python_step(tmp_path):
+    c = make(iters=2)
+    ex = ExportedController(export(c, tmp_path / "step.pt2", format="aoti"))
+    assert ex.format == "aoti"
+    c.reset(np.array([0.1, -0.1]))
+    ex.reset(np.array([0.1, -0.1]))
+    for y in readings(150, 9):
+        np.testing.assert_allclose(ex.step(y), c.step(y), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(ex.state["mean"], c.filter.belief.mean.numpy(), atol=1e-5)
+    with pytest.raises(InvalidArgumentError, match=".pt2"):
+        export(c, tmp_path / "step.so", format="aoti")

@@ -178,7 +178,7 @@ def pendulum(episodes: int) -> dict[str, float]:
 
 def linear_tracking_model(dtype: torch.dtype) -> tuple[LinearGaussianModel, object]:
     env = gym.make("pcctrl/LinearTracking-v0").unwrapped
-    return LinearGaussianModel(env.A, env.B, env.C, env.Q, env.R, dtype=dtype), env
+    return LinearGaussianModel(env.A, env.B, env.C, env.Q, env.R, dtype=dtype).to(DEVICE), env
 
 
 def paths() -> list[tuple[str, bool]]:

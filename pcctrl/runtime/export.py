@@ -187,7 +187,10 @@ class ExportedController:
                                                "re-export it with export(controller, 'step.pt2' or 'step.onnx')")
         if self.format == "torch.export":
             program = torch.export.load(io.BytesIO(path.read_bytes()))
-            self._module = program.module().to(self.device)
+            if self.device.type != "cpu":
+                # Rewrites device-bearing ops too (a plain .to() on the module moves only its tensors).
+                program = torch.export.passes.move_to_device_pass(program, self.device)
+            self._module = program.module()
         elif self.format == "aoti":
             if self.device.type != "cpu":
                 raise InvalidArgumentError("device", "this AOTInductor package was compiled for the CPU")

@@ -400,7 +400,7 @@ class PCFilter:
 
     def _small_observation(self, obs: Any) -> tuple[np.ndarray, np.ndarray | None]:
         array = self._small_array(obs, "obs", self.model.obs_dim)
-        if math.isfinite(float(array.sum())) or bool(np.isfinite(array).all()):
+        if math.isfinite(sum(array.tolist())) or bool(np.isfinite(array).all()):
             return array, None
         if bool(np.isinf(array).any()):
             raise InvalidArgumentError("obs", "contains +-inf; mark a missing reading with NaN")
@@ -414,7 +414,7 @@ class PCFilter:
         if action is None:
             raise InvalidArgumentError("action", f"is required: the model takes an action of size {size}")
         array = self._small_array(action, "action", size)
-        if not math.isfinite(float(array.sum())) and not bool(np.isfinite(array).all()):
+        if not math.isfinite(sum(array.tolist())) and not bool(np.isfinite(array).all()):
             raise InvalidArgumentError("action", "contains NaN or inf")
         return array
 
@@ -432,9 +432,11 @@ class PCFilter:
             stored = mean.astype(self._np_dtype), cov.astype(self._np_dtype)
             mean, cov = stored[0].astype(np.float64), stored[1].astype(np.float64)
         self._np_belief = (mean, cov)
-        m, c = torch.from_numpy(stored[0]), torch.from_numpy(stored[1])
-        self._mean, self._cov = m.unsqueeze(0), c.unsqueeze(0)
-        return Belief(self._mean, self._cov) if self._batched else Belief(m, c)
+        # numpy's [None] view is cheaper than torch's unsqueeze; both tensors share the arrays.
+        self._mean, self._cov = torch.from_numpy(stored[0][None]), torch.from_numpy(stored[1][None])
+        if self._batched:
+            return Belief(self._mean, self._cov)
+        return Belief(torch.from_numpy(stored[0]), torch.from_numpy(stored[1]))
 
     # ---- the maths ------------------------------------------------------------------------
 

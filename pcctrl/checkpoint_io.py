@@ -66,7 +66,7 @@ class _Encoder:
         if tensor.dtype not in _DTYPES.values():
             raise CheckpointError(self.path, f"cannot store {where}: dtype {tensor.dtype} is not supported")
         name = f"t{len(self.tensors)}"
-        self.tensors[name] = tensor.detach().to("cpu").contiguous().clone()
+        self.tensors[name] = torch.empty(tensor.shape, dtype=tensor.dtype).copy_(tensor.detach())
         return {tag: name}
 
     def encode(self, value: Any, where: str) -> Any:
@@ -136,7 +136,8 @@ def _digest(kind: str, version: int, settings: str, tensors: Mapping[str, torch.
     for name in sorted(tensors):
         t = tensors[name]
         h.update(f"{name}\0{t.dtype}\0{list(t.shape)}\0".encode())
-        h.update(t.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+        flat = torch.empty(t.numel(), dtype=t.dtype).copy_(t.reshape(-1))  # stride 1, whatever t's strides
+        h.update(flat.view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 

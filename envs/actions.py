@@ -30,14 +30,3 @@ def checked_action(action: Any, space: spaces.Box, name: str = "action") -> np.n
         raise InvalidActionError(name, f"contains NaN or inf ({a.reshape(-1).tolist()}); the env's state is unchanged")
     return a.reshape(space.shape)
 
-
-def check_finite_action(action: Any, name: str = "action") -> None:
-    """Refuse NaN, inf or complex entries of a numeric action (wrappers that only pass actions on)."""
-    if np.iscomplexobj(action):
-        raise DTypeError(name, f"is complex ({action!r}); actions must be real numbers")
-    try:
-        a = np.asarray(action, dtype=np.float64)
-    except (TypeError, ValueError):
-        return  # not numbers: the wrapped env's own check names the problem
-    if not np.isfinite(a).all():
-        raise InvalidActionError(name, f"contains NaN or inf ({a.reshape(-1).tolist()}); nothing was changed")

@@ -26,7 +26,7 @@ from gymnasium import spaces
 
 from pcctrl.errors import InvalidArgumentError, ShapeError
 
-from .actions import check_finite_action
+from .actions import checked_action
 from .noise import GaussianProcessNoise, check_std, correlation_from_tau, env_dt, stream_rng
 from .spaces import NaNBox
 
@@ -289,8 +289,9 @@ class ActionDelay(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Queue ``action`` and apply the one chosen ``delay`` steps ago (NaN/inf refused before queueing)."""
-        check_finite_action(action)
+        """Queue ``action`` and apply the one chosen ``delay`` steps ago (a bad action is refused before queueing)."""
+        if isinstance(self.env.action_space, spaces.Box):
+            checked_action(action, self.env.action_space)
         self._queue.append(np.copy(action))
         applied = self._queue.popleft()
         obs, reward, terminated, truncated, info = self.env.step(applied)
@@ -331,10 +332,9 @@ class ActionNoise(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Perturb ``action``, clip it if asked, and step the env with it (NaN/inf refused before any noise)."""
-        check_finite_action(action)
+        """Perturb ``action``, clip it if asked, and step the env with it (a bad action is refused before any noise)."""
         box = self.env.action_space
-        noisy = np.asarray(action, dtype=np.float64) + self.process.sample(self.rng)
+        noisy = checked_action(action, box) + self.process.sample(self.rng)
         if self.clip:
             noisy = np.clip(noisy, box.low, box.high)
         applied = noisy.astype(box.dtype)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DTypeError, InvalidArgumentError
+from ..errors import DTypeError, InvalidArgumentError, ShapeError
 
 
 def _per_order(value: Any, name: str, order: int, dim: int, allow_zero: bool = True) -> np.ndarray:
@@ -217,7 +217,7 @@ class ReflexController:
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentError("obs", f"cannot be read as numbers ({exc})") from exc
         if y.shape != (self.obs_size,):
-            raise InvalidArgumentError("obs", f"expected shape ({self.obs_size},), got {y.shape}")
+            raise ShapeError("obs", f"expected shape ({self.obs_size},), got {y.shape}")
         if not np.isfinite(y.sum()):
             y[~np.isfinite(y)] = np.nan
         return y

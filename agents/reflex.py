@@ -190,14 +190,16 @@ class ReflexAgent:
         only allowed) when the saved agent's goal was a callable.
         """
         _, data = read_checkpoint(path, CHECKPOINT_KIND)
+        saved_goal = data.get("goal") if isinstance(data, dict) else None
+        if not (saved_goal is None or isinstance(saved_goal, np.ndarray) or saved_goal == "callable"):
+            raise CheckpointError(path, f"has a goal of type {type(saved_goal).__name__}")
+        if isinstance(saved_goal, str):
+            if not callable(goal):
+                raise InvalidArgumentError("goal", "the saved agent's goal was a callable: pass goal= to load")
+            saved_goal = goal
+        elif goal is not None:
+            raise InvalidArgumentError("goal", "the saved agent has its own goal; goal= is only for callables")
         try:
-            saved_goal = data["goal"]
-            if isinstance(saved_goal, str):
-                if saved_goal != "callable" or not callable(goal):
-                    raise InvalidArgumentError("goal", "the saved agent's goal was a callable: pass goal= to load")
-                saved_goal = goal
-            elif goal is not None:
-                raise InvalidArgumentError("goal", "the saved agent has its own goal; goal= is only for callables")
             controller = tree_to_object(data["controller"], path)
             if not isinstance(controller, FilterReflexController):
                 raise CheckpointError(path, f"stores a {type(controller).__name__}, not a FilterReflexController")
@@ -208,8 +210,8 @@ class ReflexAgent:
                 raise CheckpointError(path, f"has a target of shape {target.shape}, expected (2,)")
             agent.controller, agent._started = controller, bool(data["started"])
             agent.num_timesteps, agent._target = int(data["num_timesteps"]), target
-        except (CheckpointError, InvalidArgumentError):
+        except CheckpointError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(path, f"does not describe a ReflexAgent ({type(exc).__name__}: {exc})") from None
         return agent

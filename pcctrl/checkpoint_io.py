@@ -225,7 +225,7 @@ def read_checkpoint(source: Source, kind: str | Iterable[str], device: torch.dev
         raise CheckpointError(name, "content hash mismatch: the file was changed or damaged after it was written")
     try:
         return found, _decode(json.loads(settings), tensors, device)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise CheckpointError(name, f"has corrupt settings ({exc})") from None
 
 
@@ -248,9 +248,9 @@ def _metadata(name: str, data: bytes) -> dict[str, str]:
     try:
         header = json.loads(data[8:8 + size])
         meta = header.get("__metadata__") or {}
-        if not isinstance(meta, dict):
-            raise ValueError("metadata is not an object")
-    except (ValueError, AttributeError) as exc:
+        if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+            raise ValueError("metadata is not an object of strings")
+    except (ValueError, AttributeError, RecursionError) as exc:
         raise CheckpointError(name, f"has a corrupt header ({exc})") from None
     if meta.get("pcctrl.format") != FORMAT_NAME:
         raise CheckpointError(name, "is a safetensors file but not a pcctrl checkpoint (no pcctrl metadata)")

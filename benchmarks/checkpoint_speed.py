@@ -4,7 +4,8 @@ Usage: python benchmarks/checkpoint_speed.py [--rounds 30] [--threads 1]
 Rows: a FilterReflexController (the ArmReach arm's filter + reflex) with ``save_checkpoint`` /
 ``load_checkpoint`` against ``pickle`` (0.1's format), and an ActiveInferenceAgent's payload
 (2-member ensemble, 500 buffered steps; what ``save`` writes) through ``write_checkpoint`` /
-``read_checkpoint`` against ``torch.save`` / ``torch.load(weights_only=True)`` (0.1's format). Rounds alternate the two formats; medians in ms and their ratio.
+``read_checkpoint`` against ``torch.save`` / ``torch.load(weights_only=True)`` (0.1's format). The
+safe format fsyncs before its atomic rename (0.1 did not); the in-memory row shows the format alone. Rounds alternate the two formats; medians in ms and their ratio.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import torch
 import pcctrl.envs  # noqa: F401
 from pcctrl.agents.active_inference import ActiveInferenceAgent
 from pcctrl.agents.reflex import arm_controller
-from pcctrl.checkpoint_io import read_checkpoint, write_checkpoint
+from pcctrl.checkpoint_io import read_checkpoint, to_bytes, write_checkpoint
 from pcctrl.runtime import load_checkpoint, save_checkpoint
+from pcctrl.runtime.checkpoint import object_to_tree, tree_to_object
 
 
 def _time(fn: Callable[[], object]) -> float:
@@ -86,6 +88,16 @@ def main() -> None:
     print("| what | safe format ms | 0.1 format ms | ratio |\n|---|---|---|---|")
     _compare("FilterReflexController save+load", new_controller, old_controller, args.rounds)
     _compare("ActiveInferenceAgent payload write+read", new_agent, old_agent, args.rounds)
+
+    def new_memory() -> object:
+        tree = object_to_tree(controller)
+        _, payload = read_checkpoint("memory", "bench", data=to_bytes("bench", {"controller": tree}))
+        return tree_to_object(payload["controller"])
+
+    def old_memory() -> object:
+        return pickle.loads(pickle.dumps(controller, protocol=pickle.HIGHEST_PROTOCOL))
+
+    _compare("FilterReflexController in memory (no file, no fsync)", new_memory, old_memory, args.rounds)
     print(f"# sizes: controller {ckpt.stat().st_size} B safe vs {pkl.stat().st_size} B pickle; "
           f"agent {new_path.stat().st_size} B safe vs {old_path.stat().st_size} B torch.save")
 

@@ -5,7 +5,8 @@ Rows: a FilterReflexController (the ArmReach arm's filter + reflex) with ``save_
 ``load_checkpoint`` against ``pickle`` (0.1's format), and an ActiveInferenceAgent's payload
 (2-member ensemble, 500 buffered steps; what ``save`` writes) through ``write_checkpoint`` /
 ``read_checkpoint`` against ``torch.save`` / ``torch.load(weights_only=True)`` (0.1's format). The
-safe format fsyncs before its atomic rename (0.1 did not); the in-memory row shows the format alone. Rounds alternate the two formats; medians in ms and their ratio.
+safe format fsyncs before its atomic rename (0.1 did not); the in-memory row shows the format alone.
+Rounds alternate the two formats; medians in ms and their ratio.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ def checked_action(action: Any, space: spaces.Box, name: str = "action") -> np.n
     except (TypeError, ValueError) as exc:
         raise InvalidActionError(name, f"cannot be read as numbers ({exc})") from None
     if a.size != int(np.prod(space.shape)):
-        raise ShapeError(name, f"expected {int(np.prod(space.shape))} entries (shape {space.shape}), got shape {a.shape}")
+        raise ShapeError(name, f"expected {int(np.prod(space.shape))} entries (shape {space.shape}), "
+                               f"got shape {a.shape}")
     if not np.isfinite(a).all():
         raise InvalidActionError(name, f"contains NaN or inf ({a.reshape(-1).tolist()}); the env's state is unchanged")
     return a.reshape(space.shape)

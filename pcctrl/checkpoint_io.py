@@ -235,8 +235,8 @@ def _metadata(name: str, data: bytes) -> dict[str, str]:
     if is_legacy_pickle(data):
         raise CheckpointError(name, f"is {_PICKLE_HINT}")
     if is_torch_zip(data):
-        raise CheckpointError(name, "is a torch.save archive, not a pcctrl checkpoint (pcctrl < "
-                                    f"{FIRST_SAFE_RELEASE} wrote those; re-save it with pcctrl >= {FIRST_SAFE_RELEASE})")
+        raise CheckpointError(name, f"is a torch.save archive, not a pcctrl checkpoint (pcctrl < {FIRST_SAFE_RELEASE} "
+                                    f"wrote those; re-save it with pcctrl >= {FIRST_SAFE_RELEASE})")
     if len(data) < 8:
         raise CheckpointError(name, f"is not a pcctrl checkpoint ({len(data)} bytes, too short for a header)")
     (size,) = struct.unpack("<Q", data[:8])
@@ -257,8 +257,9 @@ def _metadata(name: str, data: bytes) -> dict[str, str]:
     version = meta.get("pcctrl.version")
     if version != str(FORMAT_VERSION):
         newer = version is not None and version.isdigit() and int(version) > FORMAT_VERSION
-        raise CheckpointError(name, f"has checkpoint format {version!r}; this pcctrl reads format {FORMAT_VERSION}"
-                                    + (" (upgrade pcctrl)" if newer else f" (re-save it with pcctrl >= {FIRST_SAFE_RELEASE})"))
+        advice = "upgrade pcctrl" if newer else f"re-save it with pcctrl >= {FIRST_SAFE_RELEASE}"
+        raise CheckpointError(name, f"has checkpoint format {version!r}; this pcctrl reads format {FORMAT_VERSION} "
+                                    f"({advice})")
     return meta
 
 

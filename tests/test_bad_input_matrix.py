@@ -18,7 +18,6 @@ import struct
 import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -568,7 +567,8 @@ def test_job_file_round_trip_and_legacy_files(tmp_path: Path) -> None:
 
 def test_checkpoint_format_round_trips_every_value_type(tmp_path: Path) -> None:
     payload = {"f64": np.arange(6.0).reshape(2, 3), "i64": np.arange(3), "bool": np.array([True, False]),
-               "empty": np.zeros((0, 4)), "t32": torch.ones(2, dtype=torch.float32), "bf16": torch.ones(3, dtype=torch.bfloat16),
+               "empty": np.zeros((0, 4)), "t32": torch.ones(2, dtype=torch.float32),
+               "bf16": torch.ones(3, dtype=torch.bfloat16),
                "expanded": torch.zeros(1).expand(3), "scalar": torch.tensor(2.5), "nan": float("nan"),
                "inf": -float("inf"), "tuple": (1, "a", None), "int_keys": {0: {"step": torch.tensor(3.0)}},
                "__dunder": 1, "dtype": torch.float64, "np_scalar": np.float32(0.5), "nested": [[1, 2], {"x": True}]}

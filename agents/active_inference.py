@@ -426,8 +426,14 @@ class ActiveInferenceAgent:
         }
 
     def save(self, path: str | Path | io.BufferedIOBase) -> None:
-        """Write model, normalisers, reward model, planner settings and state, and the buffer."""
-        torch.save(self._payload(), path)
+        """Write model, normalisers, reward model, planner settings and state, and the buffer.
+
+        The file is pcctrl's safe checkpoint format (:mod:`pcctrl.checkpoint_io`); a path is written atomically.
+        """
+        from pcctrl.checkpoint_io import write_checkpoint
+
+        with torch.no_grad():
+            write_checkpoint(path, FORMAT, self._payload())
 
     @classmethod
     def load(cls, path: str | Path | io.BufferedIOBase, env: gym.Env | str | None = None,
@@ -435,36 +441,54 @@ class ActiveInferenceAgent:
              verbose: int = 0) -> "ActiveInferenceAgent":
         """Rebuild an agent from :meth:`save`; ``env`` defaults to ``gym.make`` of the saved id.
 
-        Raises ``ValueError`` for a file that is not a readable agent of this version, or whose
-        spaces differ from ``env``'s; a custom ``reward`` must be given again (functions are not saved).
+        Safe for files of any origin: nothing is unpickled. A file that is not a readable agent of
+        this version raises :class:`~pcctrl.errors.CheckpointError` (a ``ValueError``) naming it;
+        spaces that differ from ``env``'s raise ``ValueError``; a custom ``reward`` must be given
+        again (functions are not saved). Files of pcctrl 0.1 (``torch.save``) are still read, with
+        ``weights_only=True`` (no code runs); re-save them to get the current format.
         """
-        try:
-            data = torch.load(path, map_location=device, weights_only=True)
-        except Exception as exc:  # torch raises many types for a corrupt file
-            raise ValueError(f"{path!r} is not a readable ActiveInferenceAgent file: {exc}") from exc
+        from pcctrl.checkpoint_io import is_torch_zip, read_bytes, read_checkpoint
+        from pcctrl.errors import CheckpointError
+
+        name, raw = read_bytes(path)
+        if is_torch_zip(raw):
+            try:
+                data = torch.load(io.BytesIO(raw), map_location=device, weights_only=True)
+            except Exception as exc:  # torch raises many types for a corrupt or unsafe file
+                raise CheckpointError(name, f"is not a readable ActiveInferenceAgent file: {exc}") from None
+        else:
+            try:
+                _, data = read_checkpoint(name, FORMAT, device=device, data=raw)
+            except CheckpointError as exc:
+                raise CheckpointError(name, f"is not a readable ActiveInferenceAgent file: {exc.problem}") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"{path!r} is not an ActiveInferenceAgent file")
+            raise CheckpointError(name, "is not an ActiveInferenceAgent file")
         if data.get("version") != VERSION:
-            raise ValueError(f"{path!r} has format version {data.get('version')}, this pcctrl reads {VERSION}")
+            raise CheckpointError(name, f"has format version {data.get('version')}, this pcctrl reads {VERSION}")
+        try:
+            obs_dim, action_dim = int(data["obs_dim"]), int(data["action_dim"])
+            action_low, action_high = np.asarray(data["action_low"]), np.asarray(data["action_high"])
+            source, env_id = data["reward_source"], data["env_id"]
+            config = AIFConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data["config"].items()})
+            goal = None if data["goal_prior"] is None else GoalPrior(**data["goal_prior"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(name, f"does not describe an ActiveInferenceAgent ({type(exc).__name__}: {exc})") \
+                from None
         if env is None:
-            if data["env_id"] is None:
+            if env_id is None:
                 raise ValueError("the saved agent has no env id: pass env")
-            env = gym.make(data["env_id"])
+            env = gym.make(env_id)
         elif isinstance(env, str):
             env = gym.make(env)
         obs_space, act_space = env.observation_space, env.action_space
         if not (isinstance(obs_space, spaces.Box) and isinstance(act_space, spaces.Box)
-                and obs_space.shape == (data["obs_dim"],) and act_space.shape == (data["action_dim"],)
-                and np.allclose(act_space.low, data["action_low"].numpy())
-                and np.allclose(act_space.high, data["action_high"].numpy())):
+                and obs_space.shape == (obs_dim,) and act_space.shape == (action_dim,)
+                and action_low.shape == act_space.shape and action_high.shape == act_space.shape
+                and np.allclose(act_space.low, action_low) and np.allclose(act_space.high, action_high)):
             raise ValueError(f"the env's spaces ({obs_space}, {act_space}) do not match the saved agent's "
-                             f"(obs dim {data['obs_dim']}, action bounds {data['action_low'].tolist()}.."
-                             f"{data['action_high'].tolist()})")
-        source = data["reward_source"]
+                             f"(obs dim {obs_dim}, action bounds {action_low.tolist()}..{action_high.tolist()})")
         if source == "custom" and reward is None:
             raise ValueError("the saved agent used a custom reward: pass reward=RewardSpec(...) to load")
-        config = AIFConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data["config"].items()})
-        goal = None if data["goal_prior"] is None else GoalPrior(**data["goal_prior"])
         agent = cls(env, config, reward=reward if source == "custom" else None, goal_prior=goal,
                     verbose=verbose, device=device)
         if agent.reward_source != source:
@@ -475,13 +499,13 @@ class ActiveInferenceAgent:
             if agent.reward_model is not None:
                 agent.reward_model.load_state_dict(data["reward_model"])
             agent.buffer.load_state_dict(data["buffer"])
-        except (RuntimeError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path!r} does not match the agent it describes: {exc}") from exc
-        agent.planner.dynamics = agent.ensemble.planning_dynamics(config.epistemic_weight > 0)
-        agent.planner.load_state_dict(data["planner"])
-        hold = data.get("hold")
-        if hold is not None:
-            agent._held = hold["actions"].cpu().numpy().astype(act_space.dtype)
-            agent._hold_left = hold["left"].cpu().numpy().astype(np.int64)
-        agent.num_timesteps, agent.n_updates = int(data["num_timesteps"]), int(data["n_updates"])
+            agent.planner.dynamics = agent.ensemble.planning_dynamics(config.epistemic_weight > 0)
+            agent.planner.load_state_dict(data["planner"])
+            hold = data.get("hold")
+            if hold is not None:
+                agent._held = np.asarray(hold["actions"].cpu().numpy(), dtype=act_space.dtype)
+                agent._hold_left = np.asarray(hold["left"].cpu().numpy(), dtype=np.int64)
+            agent.num_timesteps, agent.n_updates = int(data["num_timesteps"]), int(data["n_updates"])
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise CheckpointError(name, f"does not match the agent it describes: {exc}") from None
         return agent

@@ -1,6 +1,6 @@
 """Embedding pcctrl controllers in robot loops: step API, deadlines, latency, input policy, export."""
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, register_checkpoint_kind, save_checkpoint
 from .deadline import StepDeadline
 from .export import ExportedController, export
 from .filter_planner import BatchedPlanner, FilterPlannerController
@@ -22,6 +22,7 @@ __all__ = [
     "StepDeadline",
     "export",
     "load_checkpoint",
+    "register_checkpoint_kind",
     "sanitize_observation",
     "save_checkpoint",
 ]

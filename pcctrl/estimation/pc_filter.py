@@ -563,7 +563,7 @@ class PCFilter:
             if search or guard:
                 new_energy = self._quadratic(weight, r, d)
             if search:
-                worse = (new_energy <= energy * (1 + 1e-12)).logical_not_()
+                worse = (new_energy <= energy * self._accept(energy)).logical_not_()
                 flags.append(worse)
             if guard:
                 flags.append(new_energy > bound)
@@ -602,6 +602,12 @@ class PCFilter:
         return s, _symmetric(torch.baddbmm(prior, white.mT, white, alpha=-1))
 
     @staticmethod
+    def _accept(energy: Tensor) -> float:
+        """Line-search slack: a step is kept unless it raises ``2E`` past rounding (1e-12 relative,
+        or 64 ulps in float32, where 1e-12 is below the resolution and noise would backtrack)."""
+        return 1 + max(1e-12, 64 * torch.finfo(energy.dtype).eps)
+
+    @staticmethod
     def _moving(active: Tensor, step: Tensor, s: Tensor, tol: float, tol_row: Tensor) -> Tensor:
         """Filters still moving: active and ``max|step| > tol (1 + max|s|)``; ``tol_row = [1, -tol]``."""
         largest = torch.stack((step, s), dim=-2).abs().amax(-1)
@@ -631,7 +637,7 @@ class PCFilter:
         for halving in range(1, self.max_halvings + 1):
             candidate = s + alpha.unsqueeze(-1) * step
             r = self._residual(obs, self.model.observe(candidate), observed)
-            ok = self._quadratic(weight, r, candidate - mu) <= energy * (1 + 1e-12)
+            ok = self._quadratic(weight, r, candidate - mu) <= energy * self._accept(energy)
             if halving == self.max_halvings or bool(ok.all()):
                 break
             alpha = torch.where(ok, alpha, 0.5 * alpha)

@@ -309,7 +309,8 @@ def throughput(batch: int, repeats: int) -> dict[str, float]:
         angle = torch.rand(batch, generator=gen, dtype=dtype) * 6 - 3
         pend.reset(torch.stack((angle, torch.zeros_like(angle)), -1), torch.diag(torch.tensor([OBS_STD**2, 1.0])),
                    batch_size=batch)
-        obs = (torch.stack((angle.cos(), angle.sin()), -1) + OBS_STD * torch.randn(batch, 2, generator=gen, dtype=dtype))
+        obs = torch.stack((angle.cos(), angle.sin()), -1) + OBS_STD * torch.randn(batch, 2, generator=gen,
+                                                                                 dtype=dtype)
         act = torch.rand(batch, 1, generator=gen, dtype=dtype) * 4 - 2
         obs, act = obs.to(DEVICE), act.to(DEVICE)
         out[f"PC laplace, pendulum, {str(dtype)[6:]}"] = batch / timeit(lambda: pend.update(obs, act),

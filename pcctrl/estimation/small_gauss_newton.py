@@ -99,10 +99,8 @@ class SmallGaussNewton:
             noise_inv = _inverse_spd(noise, "obs", _INNOVATION)
         if self.track:
             prior_inv = _inverse_spd(prior, "cov", _PRIOR)
-        elif prior.shape[0] > 2:
-            _inverse_spd_check(prior)
-        elif not (prior[0, 0] > 0 and (prior.shape[0] == 1 or prior[0, 0] * prior[1, 1] - prior[0, 1] * prior[1, 0] > 0)):
-            raise NotPositiveDefiniteError("cov", _PRIOR)
+        else:
+            _check_spd(prior)
         s, d = mu, np.zeros(mu.shape[0])
         r, jac = self._linearize(s, obs, w)
         if self.track:
@@ -154,9 +152,16 @@ class SmallGaussNewton:
         return np.zeros_like(step)
 
 
-def _inverse_spd_check(matrix: np.ndarray) -> None:
+def _check_spd(prior: np.ndarray) -> None:
+    """Positive definiteness of the predicted covariance (Sylvester's criterion up to 2 x 2)."""
+    size = prior.shape[0]
+    if size <= 2:
+        ok = prior[0, 0] > 0 and (size == 1 or prior[0, 0] * prior[1, 1] - prior[0, 1] * prior[1, 0] > 0)
+        if not ok:
+            raise NotPositiveDefiniteError("cov", _PRIOR)
+        return
     try:
-        np.linalg.cholesky(matrix)
+        np.linalg.cholesky(prior)
     except np.linalg.LinAlgError as exc:
         raise NotPositiveDefiniteError("cov", _PRIOR) from exc
 

@@ -27,7 +27,8 @@ class _PendulumKernel:
         speed = min(max(raw, -self.max_speed), self.max_speed)
         inside = 1.0 if abs(raw) <= self.max_speed else 0.0
         cos = math.cos(theta)
-        jac = np.array([[1.0 + inside * (cos * (self.dt * self.k)), inside * self.dt], [inside * (cos * self.k), inside]])
+        jac = np.array([[1.0 + inside * (cos * (self.dt * self.k)), inside * self.dt],
+                        [inside * (cos * self.k), inside]])
         return np.array([theta + self.dt * speed, speed]), jac
 
     def observation(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -255,7 +255,8 @@ def test_exported_step_runs_without_warnings(tmp_path):
         ex.step(np.zeros(2))
 
 
-@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="AOTInductor needs a C++ compiler")
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="AOTInductor needs a C++ compiler")
 def test_aoti_export_matches_python_step(tmp_path):
     c = make(iters=2)
     ex = ExportedController(export(c, tmp_path / "step.pt2", format="aoti"))

@@ -97,11 +97,15 @@ class SmallGaussNewton:
             w = observed.astype(np.float64)
             noise = w[:, None] * self.R * w[None, :] + np.diag(1.0 - w)
             noise_inv = _inverse_spd(noise, "obs", _INNOVATION)
+        p, n = obs.shape[0], mu.shape[0]
         if self.track:
-            prior_inv = _inverse_spd(prior, "cov", _PRIOR)
+            # 2E = [r; d]^T blockdiag(noise^-1, prior^-1) [r; d]: two matmuls per evaluation.
+            weight = np.zeros((p + n, p + n))
+            weight[:p, :p] = noise_inv
+            weight[p:, p:] = _inverse_spd(prior, "cov", _PRIOR)
         else:
             _check_spd(prior)
-        s, d = mu, np.zeros(mu.shape[0])
+        s, d = mu, np.zeros(n)
         r, jac = self._linearize(s, obs, w)
         if self.track:
             energy = start = float(r @ noise_inv @ r)
@@ -115,13 +119,13 @@ class SmallGaussNewton:
             r, jac = self._linearize(candidate, obs, w)
             d = candidate - mu
             if self.track:
-                new_energy = float(r @ noise_inv @ r + d @ prior_inv @ d)
+                new_energy = _quadratic(weight, r, d)
                 if self.search and not new_energy <= energy * _ACCEPT:
-                    step = self._backtrack(s, step, mu, energy, obs, w, noise_inv, prior_inv)
+                    step = self._backtrack(s, step, mu, energy, obs, w, weight)
                     candidate = s + step
                     r, jac = self._linearize(candidate, obs, w)
                     d = candidate - mu
-                    new_energy = float(r @ noise_inv @ r + d @ prior_inv @ d)
+                    new_energy = _quadratic(weight, r, d)
                 elif bound is not None and new_energy > bound:
                     raise DivergenceError(divergence_message(start, new_energy, self.guard))
                 energy = new_energy
@@ -136,7 +140,7 @@ class SmallGaussNewton:
         return s, 0.5 * (cov + cov.T)
 
     def _backtrack(self, s: np.ndarray, step: np.ndarray, mu: np.ndarray, energy: float, obs: np.ndarray,
-                   w: np.ndarray | None, noise_inv: np.ndarray, prior_inv: np.ndarray) -> np.ndarray:
+                   w: np.ndarray | None, weight: np.ndarray) -> np.ndarray:
         """Halve the step until it does not raise ``2E`` (at most ``max_halvings`` times), else no step."""
         alpha = 0.5
         for halving in range(1, self.max_halvings + 1):
@@ -144,12 +148,17 @@ class SmallGaussNewton:
             r = obs - self.kernel.observe(candidate)
             if w is not None:
                 r = r * w
-            d = candidate - mu
-            if float(r @ noise_inv @ r + d @ prior_inv @ d) <= energy * _ACCEPT:
+            if _quadratic(weight, r, candidate - mu) <= energy * _ACCEPT:
                 return alpha * step
             if halving < self.max_halvings:
                 alpha *= 0.5
         return np.zeros_like(step)
+
+
+def _quadratic(weight: np.ndarray, r: np.ndarray, d: np.ndarray) -> float:
+    """``2E = e^T W e`` with ``e = [r; d]``."""
+    e = np.concatenate((r, d))
+    return float(e @ weight @ e)
 
 
 def _check_spd(prior: np.ndarray) -> None:

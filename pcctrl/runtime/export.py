@@ -131,10 +131,11 @@ def export(controller: Any, path: str | Path, format: str | None = None, dtype: 
 
     The graph is the pure step ``(reading, state) -> (action, state)`` with the controller's
     fixed number of relaxation iterations (no deadline); :class:`ExportedController` runs it with
-    the same reset and state handling as the Python controller. ``format`` (``"torch.export"`` or
-    ``"onnx"``) defaults from the suffix. TorchScript is no longer written: it is deprecated in
-    torch 2.13 and warns on every trace, save and load. Before returning, the written file is run
-    on random inputs against the torch step it was made from (ONNX: when onnxruntime is installed).
+    the same reset and state handling as the Python controller. ``format`` (``"torch.export"``,
+    ``"aoti"`` or ``"onnx"``) defaults from the suffix. TorchScript is no longer written: it is
+    deprecated in torch 2.13 and warns on every trace, save and load. Before returning, the written
+    file is run on random inputs against the torch step it was made from (ONNX: when onnxruntime
+    is installed); a mismatch deletes the file and its ``.json`` and raises ``RuntimeError``.
     """
     path = Path(path)
     fmt = format or _FORMATS.get(path.suffix)
@@ -161,7 +162,12 @@ def export(controller: Any, path: str | Path, format: str | None = None, dtype: 
     meta.update(kind=kind, format=fmt, dtype=str(dtype).replace("torch.", ""))
     Path(str(path) + ".json").write_text(json.dumps(meta))
     if fmt != "onnx" or importlib.util.find_spec("onnxruntime") is not None:
-        _verify(path, module, kind, meta, dtype)
+        try:
+            _verify(path, module, kind, meta, dtype)
+        except Exception:
+            path.unlink(missing_ok=True)
+            Path(str(path) + ".json").unlink(missing_ok=True)
+            raise
     return path
 
 

@@ -234,6 +234,7 @@ def test_export_checks_the_written_file_against_the_step(tmp_path, monkeypatch):
     monkeypatch.setattr(ExportedController, "_run", lambda self, **kw: [o + 1e-3 for o in original(self, **kw)])
     with pytest.raises(RuntimeError, match="disagrees"):
         export(make(), tmp_path / "bad.pt2")
+    assert not (tmp_path / "bad.pt2").exists() and not (tmp_path / "bad.pt2.json").exists()
 
 
 def test_old_torchscript_exports_are_refused_clearly(tmp_path):

@@ -42,7 +42,8 @@ class PCFilter:
     with the action taken since the last belief, then corrects with the observation;
     ``predict(action)`` and ``correct(obs)`` do one half each. NaN entries of ``obs`` are missing
     readings (zero precision: the filter coasts on the model for them). Computation runs in the
-    model's dtype, on the model's device.
+    model's dtype, on the model's device (the batch-1 CPU path below computes in float64 and
+    stores the belief in the model's dtype). ``run(readings, actions)`` filters a recorded episode.
 
     Laplace mode: ``iters`` Gauss-Newton steps (default 10, early stop when a step is below
     ``tol`` relative to the state), each with a backtracking line search on ``E_t``

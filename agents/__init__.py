@@ -14,7 +14,7 @@ _EXPORTS = {
     "default_config": "aif_config",
     "ReflexAgent": "reflex",
     "compare": "compare",
-    "BeliefSpec": "active_inference",
+    "BeliefSpec": "families",
     "CompareError": "compare",
     "CompareResult": "compare",
     "register_agent": "registry",

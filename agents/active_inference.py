@@ -196,6 +196,16 @@ class ActiveInferenceAgent(SB3Facade):
             return self._rng.uniform(space.low, space.high).astype(space.dtype)
         return self._plan(features, deterministic=True)[0]
 
+    def _env_step(self, action: np.ndarray) -> tuple[Tensor, float, bool, bool, dict[str, Any]]:
+        """Apply ``action``; the next features, reward, terminated, truncated and info."""
+        self.perception.record_actions(action[None])
+        new_obs, reward, terminated, truncated, info = self.env.step(action)
+        if not np.isfinite(float(reward)):
+            raise InvalidArgumentError("reward", f"the env returned a non-finite reward ({reward}) "
+                                                   f"at step {self.num_timesteps}")
+        features = self.perception.step(_observations(new_obs, self.obs_dim)[0], np.zeros(1, dtype=bool))
+        return features, float(reward), bool(terminated), bool(truncated), info
+
     def learn(self, total_timesteps: int, callback: Any = None, log_interval: int = 1,
               progress_bar: bool = False, reset_num_timesteps: bool = True) -> "ActiveInferenceAgent":
         """Collect ``total_timesteps`` env steps: random for ``learning_starts``, then planned.
@@ -210,7 +220,7 @@ class ActiveInferenceAgent(SB3Facade):
         """
         if int(total_timesteps) < 0:
             raise InvalidArgumentError("total_timesteps", f"must be non-negative, got {total_timesteps}")
-        cfg, env = self.config, self.env
+        cfg = self.config
         if reset_num_timesteps:
             self.num_timesteps = 0
         total_timesteps = int(total_timesteps)
@@ -226,18 +236,13 @@ class ActiveInferenceAgent(SB3Facade):
             if hold_left == 0:
                 action = self._explore_or_plan(feat)
                 hold_left, hold_reward, hold_start = cfg.action_repeat, 0.0, feat
-            self.perception.record_actions(action[None])
-            new_obs, reward, terminated, truncated, infos = env.step(action)
-            if not np.isfinite(float(reward)):
-                raise InvalidArgumentError("reward", f"the env returned a non-finite reward ({reward}) "
-                                                       f"at step {self.num_timesteps}")
-            next_feat = self.perception.step(_observations(new_obs, self.obs_dim)[0], np.zeros(1, dtype=bool))
+            next_feat, reward, terminated, truncated, infos = self._env_step(action)
             hold_left -= 1
-            hold_reward += float(reward)
+            hold_reward += reward
             if hold_left == 0 or terminated:
-                self.learner.add(hold_start[0], action, next_feat[0], hold_reward, bool(terminated))
+                self.learner.add(hold_start[0], action, next_feat[0], hold_reward, terminated)
             self.num_timesteps += 1
-            ep_return, ep_len, since_train = ep_return + float(reward), ep_len + 1, since_train + 1
+            ep_return, ep_len, since_train = ep_return + reward, ep_len + 1, since_train + 1
             feat = next_feat
             done = terminated or truncated
             rewards, dones = np.array([reward]), np.array([done])  # noqa: F841 (callback locals)

@@ -8,8 +8,10 @@ from typing import Any
 
 from .families import family_overrides
 
+from pcctrl.errors import InvalidArgumentError
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class AIFConfig:
     """Hyperparameters of :class:`~pcctrl.agents.active_inference.ActiveInferenceAgent`.
 
@@ -58,7 +60,7 @@ class AIFConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.action_repeat, bool) or not isinstance(self.action_repeat, Integral) or self.action_repeat < 1:
-            raise ValueError(f"action_repeat must be an integer >= 1, got {self.action_repeat!r}")
+            raise InvalidArgumentError("action_repeat", f"must be an integer >= 1, got {self.action_repeat!r}")
 
     def with_overrides(self, **overrides: Any) -> "AIFConfig":
         """A copy with the given fields replaced; unknown names raise ``TypeError``."""

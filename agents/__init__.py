@@ -14,7 +14,7 @@ _EXPORTS = {
     "default_config": "aif_config",
     "ReflexAgent": "reflex",
     "compare": "comparison",
-    "BeliefSpec": "active_inference",
+    "BeliefSpec": "families",
     "CompareError": "comparison",
     "CompareResult": "comparison",
     "register_agent": "registry",

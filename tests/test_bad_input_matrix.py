@@ -30,7 +30,8 @@ import torch
 
 import pcctrl.envs  # noqa: F401  (registers the pcctrl/ ids)
 from pcctrl.agents.active_inference import ActiveInferenceAgent
-from pcctrl.agents.reflex import ReflexAgent, arm_controller
+from pcctrl.agents.aif_checkpoint import agent_payload
+from pcctrl.agents.reflex_agent import ReflexAgent, arm_controller
 from pcctrl.agents.results import read_job_file, write_job_file
 from pcctrl.checkpoint_io import FIRST_SAFE_RELEASE, read_checkpoint, to_bytes, write_checkpoint
 from pcctrl.control.reflex import ReflexController
@@ -407,8 +408,8 @@ def _reflex() -> ReflexController:
 
 def _planner() -> FilterPlannerController:
     class Gain:
-        def plan(self, mean: np.ndarray) -> np.ndarray:
-            return -0.5 * mean[:1]
+        def plan(self, features: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+            return -0.5 * features[:, :1]
 
     model = LinearGaussianModel(np.eye(2), np.ones((2, 1)), np.eye(2), 0.1, 0.1)
     c = FilterPlannerController(PCFilter(model), Gain())
@@ -539,7 +540,7 @@ def test_active_inference_agent_resumes_identically_and_reads_its_old_format(tmp
     obs = np.array([0.0, 1.0, 0.5], dtype=np.float32)
     agent.save(tmp_path / "a.ckpt")
     read_checkpoint(tmp_path / "a.ckpt", "pcctrl.ActiveInferenceAgent")  # the new format, hash checked
-    torch.save(agent._payload(), tmp_path / "old.pt")  # what pcctrl 0.1 wrote (read with weights_only=True)
+    torch.save(agent_payload(agent), tmp_path / "old.pt")  # what pcctrl 0.1 wrote (read with weights_only=True)
     new, old = ActiveInferenceAgent.load(tmp_path / "a.ckpt"), ActiveInferenceAgent.load(tmp_path / "old.pt")
     for _ in range(3):
         a = agent.predict(obs)[0]

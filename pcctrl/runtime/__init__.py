@@ -3,7 +3,7 @@
 from .checkpoint import load_checkpoint, register_checkpoint_kind, save_checkpoint
 from .deadline import StepDeadline
 from .export import ExportedController, export
-from .filter_planner import BatchedPlanner, FilterPlannerController
+from .filter_planner import FilterPlannerController
 from .filter_reflex import FilterReflexController
 from .input_policy import sanitize_observation
 from .latency import LatencyStats
@@ -11,7 +11,6 @@ from .protocol import Controller, Planner
 from .realtime import RealtimeController
 
 __all__ = [
-    "BatchedPlanner",
     "Controller",
     "ExportedController",
     "FilterPlannerController",

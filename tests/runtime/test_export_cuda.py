@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pcctrl.agents.reflex import arm_controller
+from pcctrl.agents.reflex_agent import arm_controller
 from pcctrl.runtime import ExportedController, export
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -384,7 +384,9 @@ class PCFilter:
 
     def _small_array(self, value: Any, name: str, size: int) -> np.ndarray:
         if isinstance(value, Tensor):
-            value = value.detach().cpu().numpy()
+            if value.is_complex():
+                raise DTypeError(name, "is complex; the filter takes real readings and actions")
+            value = value.detach().cpu().double().numpy()  # any real dtype (bfloat16 has no numpy twin)
         try:
             array = np.asarray(value)
             if array.dtype.kind == "c":

@@ -277,6 +277,17 @@ def test_complex_inputs_are_refused_with_the_belief_kept(small) -> None:
     assert torch.equal(f.belief.mean, before.mean) and torch.equal(f.belief.cov, before.cov)
 
 
+def test_numpy_path_reads_any_real_tensor_dtype_like_the_torch_path() -> None:
+    model = pendulum_model(DT, dtype=torch.float64)
+    for dtype in (torch.bfloat16, torch.float32, torch.int64):
+        beliefs = []
+        for small in (True, False):
+            f = PCFilter(model, small_path=small)
+            f.reset(np.array([0.1, 0.0]), np.eye(2))
+            beliefs.append(f.update(torch.tensor([1, 0], dtype=dtype), torch.tensor([1], dtype=dtype)))
+        torch.testing.assert_close(beliefs[0].mean, beliefs[1].mean, rtol=1e-10, atol=1e-10)
+
+
 def test_numpy_path_rejects_what_the_torch_path_rejects() -> None:
     model = pendulum_model(DT, dtype=torch.float64)
     for small in (True, False):

@@ -231,7 +231,8 @@ def latency(repeats: int) -> dict[str, float]:
 
 
 def per_update(repeats: int) -> dict[str, tuple[float, float]]:
-    """(median, p99) seconds of single ``update`` calls while replaying 4 recorded episodes."""
+    """(median, p99) seconds of single ``update`` calls while replaying 4 recorded episodes of the
+    pendulum and of LinearTracking (medians of single calls resist the shared machine's stalls)."""
     episodes = [record(seed) for seed in range(4)]
     out = {}
     clock = time.perf_counter
@@ -252,6 +253,23 @@ def per_update(repeats: int) -> dict[str, tuple[float, float]]:
                         times.append(clock() - begin)
             out[f"PC laplace, pendulum replay, {str(dtype)[6:]}, {label}"] = (
                 float(np.median(times)), float(np.percentile(times, 99)))
+    runs = [random_rollout("pcctrl/LinearTracking-v0", 200, seed) for seed in range(4)]
+    model, _ = linear_tracking_model(torch.float64)
+    for label, small in paths():
+        filt = PCFilter(model, small_path=small)
+        times = []
+        for _ in range(repeats):
+            for run in runs:
+                readings = run.observations[:, :2]  # the env's observation is [y, reference]
+                filt.reset()
+                filt.correct(readings[0])
+                for t in range(1, len(readings)):
+                    begin = clock()
+                    filt.update(readings[t], run.actions[t - 1])
+                    sync()
+                    times.append(clock() - begin)
+        out[f"PC laplace, LinearTracking (4-D) replay, float64, {label}"] = (
+            float(np.median(times)), float(np.percentile(times, 99)))
     return out
 
 
@@ -345,7 +363,8 @@ def main() -> None:
         print(f"\n## Update latency, batch 1, CPU, torch threads = {threads} (median of 5 rounds)")
         for name, value in latency(repeats).items():
             print(f"  {name:<72} {value * 1e6:9.1f} us")
-        print(f"\n## Single update calls while replaying 4 episodes, torch threads = {threads}: median, p99")
+        print(f"\n## Single update calls while replaying 4 recorded episodes, torch threads = {threads}: "
+              "median, p99")
         for name, (med, p99) in per_update(1 if args.quick else 3).items():
             print(f"  {name:<72} {med * 1e6:9.1f} us   p99 {p99 * 1e6:9.1f} us")
         print(f"\n## Throughput, batch 1024, CPU, torch threads = {threads}")

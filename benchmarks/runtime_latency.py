@@ -26,14 +26,14 @@ from pcctrl.runtime import ExportedController, FilterPlannerController, export
 
 
 class FeedbackPlanner:
-    """a = -K (mean - target): the cheapest honest planner."""
+    """a = -K (mean - target) on the Planner protocol's tensors ``(E, d) -> (E, a)``: the cheapest honest planner."""
 
     def __init__(self) -> None:
-        self.gain = np.array([[2.0, 0.0, 0.2, 0.0], [0.0, 1.0, 0.0, 0.05]])
-        self.target = np.array([0.4, -0.6, 0.0, 0.0])
+        self.gain = torch.tensor([[2.0, 0.0, 0.2, 0.0], [0.0, 1.0, 0.0, 0.05]], dtype=torch.float64)
+        self.target = torch.tensor([0.4, -0.6, 0.0, 0.0], dtype=torch.float64)
 
-    def plan(self, mean: np.ndarray) -> np.ndarray:
-        return np.clip(-self.gain @ (mean - self.target), -1, 1)
+    def plan(self, features: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        return ((features.to(torch.float64) - self.target) @ -self.gain.T).clamp(-1, 1)
 
 
 def time_steps(controller, ys: np.ndarray) -> tuple[float, float]:

@@ -11,7 +11,7 @@ from .fit import FitReport, fit_bag
 from .model_file import FittedModel, load_model, save_model
 from .offline_filter import FilterResult, filter_bag, run_filter, write_mcap
 from .record import record_rollout
-# from .zenoh_node import NodePolicy, ZenohNode, zenoh_config
+from .zenoh_node import NodePolicy, ZenohNode, zenoh_config
 
 __all__ = [
     "BagSeries",

@@ -300,7 +300,7 @@ class ZenohNode:
             self._missed_run += 1
             late = self.stats.samples[(self.stats.count - 1) % self.stats.samples.size] * 1e6
             if self._missed_run >= self.policy.max_missed:
-                self._throttle.warn("missed", f"pcctrl node: {self._missed_run} missed deadlines in a row "
+                self._throttle.warn("missed_run", f"pcctrl node: {self._missed_run} missed deadlines in a row "
                                               f"(last step {late:.0f} µs, budget {self.policy.budget_s * 1e6:.0f} µs);"
                                               " sending the safe action")
                 return self._reply(self._safe_action(), stamp, "safe")

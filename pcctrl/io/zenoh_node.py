@@ -153,6 +153,11 @@ class ZenohNode:
                  "per reading" if self.rate_hz is None else f"{self.rate_hz:g} Hz")
         return self
 
+    @property
+    def connected(self) -> bool:
+        """Whether a subscriber of the commands is reachable (Zenoh's matching status of the publisher)."""
+        return self._pub is not None and bool(self._pub.matching_status.matching)
+
     def __enter__(self) -> ZenohNode:
         return self.start()
 

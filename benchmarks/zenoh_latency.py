@@ -9,7 +9,8 @@ header stamp it carries. Rows:
 
 - in-process ``controller.step`` (the floor), and ``ZenohNode.handle`` (decode + step + encode, no network);
 - ``pcctrl serve`` in a separate process (the deployment shape);
-- a ZenohNode in this process, second Zenoh session (one GIL shared by robot and node).
+- a ZenohNode in this process, second Zenoh session (one GIL shared by robot and node);
+- a Zenoh echo in a separate process (replies with the reading's bytes: the transport floor).
 
 "missed" is the fraction of readings whose command came back later than one period (or never).
 """
@@ -137,14 +138,30 @@ class Robot:
         self.session.close()
 
 
-def served_in_subprocess(path: Path, ys: np.ndarray, rate: float, threads: int) -> tuple[LatencyStats, float, str]:
+def echo_server(endpoint: str, seconds: float) -> None:
+    """Republish every reading's bytes unchanged on bench/command (run with --echo-server)."""
+    import zenoh
+
+    session = zenoh.open(zenoh_config(listen=[endpoint]))
+    pub = session.declare_publisher("bench/command", express=True)
+    sub = session.declare_subscriber("bench/joint_states", lambda sample: pub.put(sample.payload.to_bytes()))
+    time.sleep(seconds)
+    sub.undeclare()
+    session.close()
+
+
+def served_in_subprocess(path: Path | None, ys: np.ndarray, rate: float, threads: int
+                         ) -> tuple[LatencyStats, float, str]:
     endpoint = f"tcp/127.0.0.1:{free_port()}"
     seconds = len(ys) / rate
-    proc = subprocess.Popen([sys.executable, "-m", "pcctrl", "serve", str(path), "--sub", "bench/joint_states",
-                             "--pub", "bench/command", "--joints", ",".join(JOINTS), "--listen", endpoint,
-                             "--duration", str(seconds + 40), "--budget-us", str(1e6 / rate), "--max-age-ms", "1000",
-                             "--threads", str(threads)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if path is None:
+        command = [sys.executable, __file__, "--echo-server", endpoint, "--seconds", str(seconds + 40)]
+    else:
+        command = [sys.executable, "-m", "pcctrl", "serve", str(path), "--sub", "bench/joint_states",
+                   "--pub", "bench/command", "--joints", ",".join(JOINTS), "--listen", endpoint,
+                   "--duration", str(seconds + 40), "--budget-us", str(1e6 / rate), "--max-age-ms", "1000",
+                   "--threads", str(threads)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     robot = None
     try:
         for _ in range(300):
@@ -187,7 +204,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads in both processes (default 1)")
+    parser.add_argument("--echo-server", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.echo_server:
+        echo_server(args.echo_server, args.seconds)
+        return
     torch.set_num_threads(args.threads)
     logging.getLogger("pcctrl.io.node").setLevel(logging.ERROR)  # misses are counted in the table instead
     ys = readings(int(round(args.seconds * args.rate)))
@@ -197,7 +218,9 @@ def main() -> None:
         for name, fn in (("pcctrl serve (separate process) over Zenoh", lambda: served_in_subprocess(
                 path, ys, args.rate, args.threads)),
                          ("ZenohNode in the robot's process, 2nd session", lambda: served_in_process(
-                             path, ys, args.rate))):
+                             path, ys, args.rate)),
+                         ("Zenoh echo, separate process (transport floor)", lambda: served_in_subprocess(
+                             None, ys, args.rate, args.threads))):
             stats, missed, node_line = fn()
             rows.append((name, stats, missed, node_line))
     floor = rows[0][1].summary()["p50_us"]

@@ -23,15 +23,6 @@ def segments(valid: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.nonzero(edges == 1)[0].tolist(), np.nonzero(edges == -1)[0].tolist()))
 
 
-def complete_rows(states: np.ndarray, observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """Grid steps usable for learning: state and reading complete, and the action taken there known.
-
-    A run of such steps ``[t, u)`` plus the next step (whose state and reading are complete)
-    holds the transitions ``t -> t + 1, ..., u - 1 -> u``.
-    """
-    return np.isfinite(states).all(1) & np.isfinite(observations).all(1) & np.isfinite(actions).all(1)
-
-
 def _runs(states: np.ndarray, observations: np.ndarray, actions: np.ndarray, lo: int, hi: int
           ) -> list[tuple[int, int]]:
     """Runs ``[a, b]`` (inclusive ends) inside ``[lo, hi)`` with complete rows at ``a..b`` and actions at ``a..b-1``."""
@@ -106,7 +97,7 @@ def evaluate(model: Any, states: np.ndarray, actions: np.ndarray, observations: 
             kerr.append((roll - s[k:]).numpy())
             kbase.append((s[:b - a - k + 1] - s[k:]).numpy())
     if not one:
-        raise InvalidArgumentError("bag", "no held-out transitions; lower --val-fraction's granularity or record longer")
+        raise InvalidArgumentError("bag", "no held-out transitions: raise --val-fraction or record longer")
     one_a, base_a, obs_a = np.concatenate(one), np.concatenate(base), np.concatenate(oerr)
 
     def rmse(x: list[np.ndarray]) -> float:
@@ -143,11 +134,11 @@ def fit_bag(bag: str | Path, state: Sequence[str], obs: Sequence[str], action: S
     if series is None:
         series = read_bag(bag, list(dict.fromkeys(specs["state"] + specs["obs"] + specs["action"])), dt,
                           stamps=stamps, progress=progress)
-    S, O, A = (series.stack(specs[n]) for n in ("state", "obs", "action"))
+    S, Y, A = (series.stack(specs[n]) for n in ("state", "obs", "action"))
     split = int(round(S.shape[0] * (1 - val_fraction)))
-    train_runs = _runs(S, O, A, 0, split)
-    val_runs = _runs(S, O, A, split, S.shape[0])
-    s_w, a_w, o_w = windows(S, A, O, train_runs, window)
+    train_runs = _runs(S, Y, A, 0, split)
+    val_runs = _runs(S, Y, A, split, S.shape[0])
+    s_w, a_w, o_w = windows(S, A, Y, train_runs, window)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -160,7 +151,7 @@ def fit_bag(bag: str | Path, state: Sequence[str], obs: Sequence[str], action: S
     if bar is not None:
         bar.update(1)
         bar.set_postfix_str("held-out errors")
-    report = evaluate(model, S, A, O, val_runs, k)
+    report = evaluate(model, S, A, Y, val_runs, k)
     report.train_transitions = int(s_w.shape[0] * window)
     if bar is not None:
         bar.update(1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -145,7 +144,8 @@ def filter_bag(bag: str | Path, fitted: FittedModel, out: str | Path, *, png: st
         obs_topics, act_topics = list(settings["obs_topics"]), list(settings["action_topics"])
         state_topics, dt = list(settings.get("state_topics", [])), float(settings["dt"])
     except KeyError as exc:
-        raise InvalidArgumentError("model", f"the model file has no bag settings ({exc}); fit it with pcctrl fit") from exc
+        raise InvalidArgumentError("model", f"the model file has no bag settings ({exc}); "
+                                            "make it with pcctrl fit") from exc
     bag = Path(bag)
     highlevel = require("rosbags.highlevel")
     with highlevel.AnyReader([bag], default_typestore=typestore()) as reader:

@@ -19,7 +19,7 @@ pytest.importorskip("rosbags", reason=ROS_REASON)
 
 from pcctrl.agents.reflex import arm_controller  # noqa: E402
 from pcctrl.errors import NonFiniteError  # noqa: E402
-from pcctrl.io import NodePolicy, ZenohNode, require, zenoh_config  # noqa: E402
+from pcctrl.io import NodePolicy, ZenohNode, zenoh_config  # noqa: E402
 from pcctrl.io.messages import JOINT_STATE, deserialize, joint_state, serialize, stamp_ns  # noqa: E402
 
 JOINTS = ["shoulder", "elbow"]
@@ -241,18 +241,6 @@ def test_rate_mode_over_zenoh_steps_at_the_rate():
     finally:
         robot.close()
         node.close()
-
-
-def test_missing_extra_names_the_install_command():
-    with pytest.raises(ImportError, match=r"pip install 'pcctrl\[ros\]'"):
-        require("zenoh_not_installed_here")
-
-
-def test_core_import_does_not_pull_the_ros_packages():
-    code = ("import sys, pcctrl, pcctrl.io, pcctrl.cli, pcctrl.runtime; "
-            "print(sorted(m for m in ('rosbags', 'mcap', 'zenoh') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
 
 
 def test_cli_serve_answers_over_zenoh(tmp_path):

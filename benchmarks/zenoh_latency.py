@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pcctrl.agents.reflex import arm_controller
+from pcctrl.agents import arm_controller
 from pcctrl.io import NodePolicy, ZenohNode, zenoh_config
 from pcctrl.io.messages import JOINT_STATE, deserialize, joint_state, serialize, stamp_ns
 from pcctrl.runtime import ExportedController, LatencyStats, export

@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 import pcctrl.envs  # noqa: F401  (registers the ids)
-from pcctrl.agents.reflex import arm_controller, arm_joint_goal
+from pcctrl.agents import arm_controller, arm_joint_goal
 from pcctrl.io import NodePolicy, ZenohNode, zenoh_config
 from pcctrl.io.messages import JOINT_STATE, deserialize, joint_state, serialize
 

@@ -17,7 +17,7 @@ from io_helpers import ROS_REASON
 zenoh = pytest.importorskip("zenoh", reason=ROS_REASON)
 pytest.importorskip("rosbags", reason=ROS_REASON)
 
-from pcctrl.agents.reflex import arm_controller  # noqa: E402
+from pcctrl.agents import arm_controller  # noqa: E402
 from pcctrl.errors import NonFiniteError  # noqa: E402
 from pcctrl.io import NodePolicy, ZenohNode, zenoh_config  # noqa: E402
 from pcctrl.io.messages import JOINT_STATE, deserialize, joint_state, serialize, stamp_ns  # noqa: E402

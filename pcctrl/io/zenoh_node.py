@@ -203,9 +203,14 @@ class ZenohNode:
     # ---- per message --------------------------------------------------------------------
 
     def _on_sample_event(self, sample: Any) -> None:
-        reply = self.handle(sample.payload.to_bytes())
-        if reply is not None:
-            self._publish(reply)
+        try:
+            reply = self.handle(sample.payload.to_bytes())
+        except Exception:  # a bug must not kill Zenoh's callback thread: answer safely and say so
+            log.exception("pcctrl node: unexpected error handling a reading on %r; sending the safe action",
+                          self.sub_key)
+            self.counts["errors"] += 1
+            reply = self._reply(self._safe_action(), self.clock_ns(), "safe")
+        self._publish(reply)
 
     def _on_sample_rate(self, sample: Any) -> None:
         with self._lock:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidArgumentError, PCError
+from ..errors import InvalidArgumentError
 from ..runtime import LatencyStats, RealtimeController
 from ._deps import require
 from .messages import JOINT_STATE, deserialize, joint_state, serialize, stamp_ns
@@ -55,7 +55,8 @@ class NodePolicy:
     - missed deadline (``budget_s`` per step, anytime relaxation stops there): the late
       command is sent (it is the freshest estimate); after ``max_missed`` misses in a row the
       safe action is sent until a step meets its deadline again;
-    - controller error (a :class:`~pcctrl.errors.PCError`): safe action, state left as the error left it.
+    - controller error (any exception from ``reset``/``step``, e.g. a
+      :class:`~pcctrl.errors.NonFiniteError`): safe action; the controller's state is as the error left it.
 
     NaN or inf joint values are not bad messages: they are missing readings (the filter coasts).
     ``safe_action`` defaults to zeros (no torque). In rate mode a tick without a new reading
@@ -298,7 +299,7 @@ class ZenohNode:
                 self._started = True
             missed_before = self.stats.missed
             action = np.asarray(self.realtime.step(reading), dtype=np.float64).reshape(-1)
-        except (PCError, ValueError, FloatingPointError) as exc:
+        except Exception as exc:  # any controller failure: the robot gets the safe action, the node lives on
             self.counts["errors"] += 1
             self._throttle.warn("error", f"pcctrl node: controller error on {self.sub_key!r}: "
                                          f"{type(exc).__name__}: {exc}; sending the safe action")

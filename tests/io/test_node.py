@@ -187,17 +187,21 @@ def test_nan_joint_values_are_missing_readings_not_errors():
 
 
 class Exploding:
-    """A controller whose steps fail the way a diverging filter does."""
+    """A controller whose steps fail (the way a diverging filter does, or with a plain bug)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
     def reset(self, obs):
         pass
 
     def step(self, obs, deadline=None):
-        raise NonFiniteError("belief became NaN")
+        raise self.error
 
 
-def test_controller_error_sends_the_safe_action(caplog):
-    node = _offline(Exploding(), policy=NodePolicy(budget_s=None, max_age_s=None))
+@pytest.mark.parametrize("error", [NonFiniteError("belief became NaN"), RuntimeError("a bug")])
+def test_controller_error_sends_the_safe_action(caplog, error):
+    node = _offline(Exploding(error), policy=NodePolicy(budget_s=None, max_age_s=None))
     with caplog.at_level(logging.WARNING, logger="pcctrl.io.node"):
         command, _ = effort(node.handle(reading(1, [0.0, 0.0])))
     np.testing.assert_array_equal(command, np.zeros(2))

@@ -29,7 +29,7 @@ def add_parsers(commands: Any) -> None:
     fit.add_argument("--obs-topic", nargs="+", required=True, metavar="SPEC", help="sensor readings the filter sees")
     fit.add_argument("--action-topic", nargs="+", required=True, metavar="SPEC", help="commands sent to the robot")
     fit.add_argument("--dt", type=float, required=True, help="grid step in seconds (the filter's rate)")
-    fit.add_argument("--out", type=Path, required=True, help="model file to write (.pt, tensors + JSON)")
+    fit.add_argument("--out", type=Path, required=True, help="model file to write (pcctrl checkpoint: safetensors + JSON, no pickle)")
     fit.add_argument("--stamps", choices=("header", "log"), default="header",
                      help="time messages by header.stamp (default) or by the bag's log time")
     fit.add_argument("--val-fraction", type=float, default=0.2, help="last fraction of the bag held out (default 0.2)")

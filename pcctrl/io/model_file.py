@@ -1,12 +1,12 @@
-"""Model files of ``pcctrl fit``: tensors via ``torch.save`` + JSON settings, loaded with ``weights_only=True``.
+"""Model files of ``pcctrl fit``: pcctrl's checkpoint format (safetensors tensors + JSON settings + hash).
 
-No pickled Python objects: the file is a dict of tensors and one JSON string, so loading
-it never runs code. The model is rebuilt from the settings and its ``state_dict`` restored.
+No pickled Python objects (:mod:`pcctrl.checkpoint_io`): loading a file never runs code. The
+model is rebuilt from the settings and its ``state_dict`` restored.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint_io import read_checkpoint, write_checkpoint
 from ..core import PCNetwork
 from ..errors import CheckpointError, InvalidArgumentError
 from ..models import LinearGaussianModel, MLPObservation, MLPTransition, StateSpaceModel
 from .mlp_model import MLPStateSpaceModel
 
-MODEL_FORMAT = "pcctrl.io.model/1"
+MODEL_KIND = "pcctrl.io.model"
+MODEL_VERSION = 1
 
 
 @dataclass
@@ -53,20 +55,28 @@ def _architecture(model: StateSpaceModel) -> dict[str, Any]:
             "x_lr": f.net.x_lr, "angle_dims": list(f.angle_dims)}
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN/inf floats as ``None`` (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def save_model(fitted: FittedModel, path: str | Path) -> Path:
     """Write ``fitted`` to ``path`` atomically (a crash never leaves half a file)."""
     model = fitted.model
-    settings = {**fitted.settings, **_architecture(model), "format": MODEL_FORMAT,
+    settings = {**_finite(fitted.settings), **_architecture(model), "version": MODEL_VERSION,
                 "state_dim": model.state_dim, "obs_dim": model.obs_dim, "action_dim": model.action_dim,
                 "dtype": str(model.dtype).replace("torch.", "")}
     tensors = {k: v.detach().clone() for k, v in model.state_dict().items()}
     tensors["initial_mean"] = torch.as_tensor(np.asarray(fitted.initial_mean, dtype=np.float64))
     tensors["initial_cov"] = torch.as_tensor(np.asarray(fitted.initial_cov, dtype=np.float64))
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": MODEL_FORMAT, "settings": json.dumps(settings), "tensors": tensors}, tmp)
-    tmp.replace(path)
-    return path
+    write_checkpoint(Path(path), MODEL_KIND, {"settings": settings, "tensors": tensors})
+    return Path(path)
 
 
 def _rebuild(settings: dict[str, Any], tensors: dict[str, torch.Tensor]) -> StateSpaceModel:
@@ -94,17 +104,11 @@ def _rebuild(settings: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Stat
 def load_model(path: str | Path) -> FittedModel:
     """Read a :func:`save_model` file; raises :class:`~pcctrl.errors.CheckpointError` if it is not one."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "no such file")
+    _, payload = read_checkpoint(path, MODEL_KIND)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises pickle/zip/runtime errors for foreign or damaged files
-        raise CheckpointError(path, f"not a readable model file ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise CheckpointError(path, f"not a pcctrl model file (format {MODEL_FORMAT})")
-    try:
-        settings = json.loads(payload["settings"])
-        tensors = payload["tensors"]
+        settings, tensors = payload["settings"], payload["tensors"]
+        if settings.get("version") != MODEL_VERSION:
+            raise ValueError(f"model file version {settings.get('version')!r}, this pcctrl reads {MODEL_VERSION}")
         model = _rebuild(settings, tensors)
         mean, cov = tensors["initial_mean"].numpy(), tensors["initial_cov"].numpy()
     except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as exc:

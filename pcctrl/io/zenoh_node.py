@@ -3,7 +3,8 @@
 Wire format: ROS 2 CDR (as rmw_zenoh carries it). The node subscribes to ``sub_key`` for
 ``sensor_msgs/JointState`` readings and publishes on ``pub_key`` a ``sensor_msgs/JointState``
 whose ``effort`` is the command and whose ``header.stamp`` is that of the reading it answers.
-Every reading gets exactly one reply, so a robot waiting for its command never blocks. The
+Per reading (the default) every reading gets exactly one reply, so a robot waiting for its
+command never blocks; at a fixed rate every tick sends one. The
 policy for bad input is :class:`NodePolicy`; see docs/robots.md for the table.
 """
 

@@ -82,6 +82,9 @@ class HopfieldMemory(AssociativeMemory):
         normalize: divide the weights by their sum (identity, polynomial, threshold; softmax and
             max are normalised already), so the output is a weighted average of stored rows.
         output: ``"linear"`` or ``"sign"`` (binary patterns, the classical Hopfield update).
+        self_connections: with ``False`` (dot similarity, identity separation, no
+            normalisation only) the update is ``W q`` with the diagonal of ``W = M^T M`` zeroed,
+            as in Hopfield (1982); otherwise the full ``M^T M q`` of the UHN form.
         steps: number of updates (1: single-shot retrieval, as in the UHN paper).
 
     Presets: :meth:`classical`, :meth:`modern`, :meth:`sdm`. Runs on ``device`` in ``dtype``.
@@ -95,6 +98,7 @@ class HopfieldMemory(AssociativeMemory):
         normalize: bool = True,
         output: Output = "linear",
         steps: int = 1,
+        self_connections: bool = True,
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
     ) -> None:
@@ -109,6 +113,11 @@ class HopfieldMemory(AssociativeMemory):
             raise InvalidArgumentError("output", f"must be 'linear' or 'sign', got {output!r}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise InvalidArgumentError("steps", f"must be an integer >= 1, got {steps!r}")
+        if not self_connections and (similarity, separation, normalize) != ("dot", "identity", False):
+            raise InvalidArgumentError(
+                "self_connections", "False needs similarity='dot', separation='identity', normalize=False"
+            )
+        self.self_connections = bool(self_connections)
         self.similarity: Similarity = similarity
         self.separation: Separation = separation
         self.beta = float(beta)
@@ -118,8 +127,9 @@ class HopfieldMemory(AssociativeMemory):
 
     @classmethod
     def classical(cls, steps: int = 1, **kwargs: Any) -> HopfieldMemory:
-        """Classical Hopfield network (Hopfield 1982) on ±1 patterns: ``q' = sign(sum_i m_i m_i^T q)``."""
-        return cls("dot", "identity", normalize=False, output="sign", steps=steps, **kwargs)
+        """Classical Hopfield network (Hopfield 1982) on ±1 patterns: ``q' = sign(W q)``, ``W = sum_i
+        m_i m_i^T`` with zero diagonal (no self-connections), ``steps`` synchronous updates."""
+        return cls("dot", "identity", normalize=False, output="sign", steps=steps, self_connections=False, **kwargs)
 
     @classmethod
     def modern(cls, beta: float = 8.0, **kwargs: Any) -> HopfieldMemory:
@@ -162,7 +172,10 @@ class HopfieldMemory(AssociativeMemory):
         state, mask = values, known
         for _ in range(self.steps):
             scores = similarity_scores(memory, state, mask, self.similarity)
-            state = separate(scores, self.separation, self.beta, self.normalize) @ memory
+            weighted = separate(scores, self.separation, self.beta, self.normalize) @ memory
+            if not self.self_connections:
+                weighted = weighted - memory.square().sum(0) * state
+            state = weighted
             if self.output == "sign":
                 state = torch.where(state >= 0, 1.0, -1.0).to(state.dtype)
             if keep_known:

@@ -25,6 +25,10 @@ def test_dot_identity_is_the_classical_hopfield_update_by_hand() -> None:
                          for q in cue])
     linear = HopfieldMemory("dot", "identity", normalize=False, dtype=torch.float64).store(patterns)
     torch.testing.assert_close(linear.denoise(cue), field, rtol=1e-12, atol=1e-12)
+    for i in range(40):
+        weights[i, i] = 0.0  # Hopfield (1982): no self-connections
+    field = torch.stack([torch.stack([sum(weights[i, j] * q[j] for j in range(40)) for i in range(40)])
+                         for q in cue])
     classical = HopfieldMemory.classical(dtype=torch.float64).store(patterns)
     assert torch.equal(classical.denoise(cue), torch.where(field >= 0, 1.0, -1.0).double())
 

@@ -93,3 +93,27 @@ def test_bad_input() -> None:
     with pytest.raises(InvalidArgumentError):
         imp.fit(np.array([[np.inf, 0.0, 0.0]] * 5))
     assert torch.equal(imp.memory.patterns, before)
+
+
+def test_gymnasium_wrapper_fills_dropped_entries() -> None:
+    import gymnasium as gym
+
+    import pcctrl.envs  # noqa: F401
+    from pcctrl.envs import SensorDropout
+    from pcctrl.envs.rollout import random_rollout
+    from pcctrl.estimation import ImputedObservation
+
+    past = [random_rollout("pcctrl/NoisyPendulum-v0", 60, s).observations for s in range(3)]
+    imp = MemoryImputation(window=5).fit(past)
+    env = ImputedObservation(SensorDropout(gym.make("pcctrl/NoisyPendulum-v0"), 0.5, seed=1), imp)
+    obs, _ = env.reset(seed=0)
+    filled = 0
+    for _ in range(30):
+        obs, _, _, _, info = env.step(env.action_space.sample())
+        assert obs.dtype == np.float32 and obs.shape == (2,) and np.isfinite(obs).all()
+        filled += int(info["dropped"].sum())
+    assert filled > 0
+    with pytest.raises(InvalidArgumentError, match="Box with 2 entries"):
+        ImputedObservation(gym.make("pcctrl/LinearTracking-v0"), imp)
+    with pytest.raises(InvalidArgumentError, match="not fitted"):
+        ImputedObservation(gym.make("pcctrl/NoisyPendulum-v0"), MemoryImputation())

@@ -123,6 +123,8 @@ def plot(results: dict, sizes: list[int], out: str) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), sharex=True, sharey=True, squeeze=False)
     colours = {"dot": "tab:blue", "euclidean": "tab:orange", "manhattan": "tab:green"}
     styles = {"identity": ":", "softmax": "-", "polynomial": "--", "max": "-."}
+    presets = {"classical Hopfield": "tab:red", "modern Hopfield (beta 8)": "tab:purple",
+               "SDM (radius 0.15 d)": "tab:brown", "PCMemory": "black"}
     for r, (data, table) in enumerate(results.items()):
         for c, (corruption, curves) in enumerate(table.items()):
             ax = axes[r, c]
@@ -131,7 +133,7 @@ def plot(results: dict, sizes: list[int], out: str) -> None:
                     sim, sep = label.split("/")
                     ax.plot(sizes, fr, styles[sep], color=colours[sim], label=label, lw=1.4)
                 else:
-                    ax.plot(sizes, fr, "o-", label=label, lw=2.0, ms=3)
+                    ax.plot(sizes, fr, "o-", color=presets.get(label, "tab:gray"), label=label, lw=2.0, ms=3)
             ax.set_xscale("log")
             ax.set_title(f"{data}: {corruption}", fontsize=10)
             ax.set_ylim(-0.03, 1.03)

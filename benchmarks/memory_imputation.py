@@ -93,7 +93,8 @@ def main() -> None:
                         f"{r[:, 1].mean():.3f} [{r[:, 1].min():.3f}-{r[:, 1].max():.3f}]")
 
             ratio = impute.mean(0) / coast.mean(0)
-            print(f"| {label} | {p:.0%} | {cell(coast)} | {cell(impute)} | {ratio[0]:.3f}, {ratio[1]:.3f} |", flush=True)
+            print(f"| {label} | {p:.0%} | {cell(coast)} | {cell(impute)} | {ratio[0]:.3f}, {ratio[1]:.3f} |",
+                  flush=True)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
 

@@ -33,7 +33,9 @@ class MemoryImputation:
 
     def __init__(self, memory: AssociativeMemory | None = None, window: int = 20) -> None:
         if memory is not None and not isinstance(memory, AssociativeMemory):
-            raise InvalidArgumentError("memory", f"must be a pcctrl.memory.AssociativeMemory, got {type(memory).__name__}")
+            raise InvalidArgumentError(
+                "memory", f"must be a pcctrl.memory.AssociativeMemory, got {type(memory).__name__}"
+            )
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise InvalidArgumentError("window", f"must be an integer >= 1, got {window!r}")
         self.memory = memory if memory is not None else HopfieldMemory("manhattan", "softmax", beta=2.0,
@@ -44,12 +46,13 @@ class MemoryImputation:
 
     def fit(self, episodes: Any) -> MemoryImputation:
         """Store the fully observed ``window``-long runs of readings of ``episodes``; returns ``self``."""
-        runs = [episodes] if isinstance(episodes, (np.ndarray, torch.Tensor)) and np.ndim(episodes) == 2 else list(episodes)
+        single = isinstance(episodes, (np.ndarray, torch.Tensor)) and np.ndim(episodes) == 2
+        runs = [episodes] if single else list(episodes)
         patterns, size = [], None
         for i, episode in enumerate(runs):
             array = np.asarray(episode, dtype=np.float64)
             if array.ndim != 2 or array.shape[1] == 0:
-                raise ShapeError("episodes", f"episode {i}: expected a (T, p) array of readings, got shape {array.shape}")
+                raise ShapeError("episodes", f"episode {i}: expected a (T, p) array of readings, got {array.shape}")
             if size is not None and array.shape[1] != size:
                 raise ShapeError("episodes", f"episode {i} has readings of width {array.shape[1]}, the others {size}")
             if np.isinf(array).any():

@@ -37,9 +37,9 @@ def test_default_threshold_scales_the_papers_with_width(digits: torch.Tensor) ->
     assert curve.threshold == pytest.approx(50.0 / 3072.0 * 64)
 
 
-@pytest.mark.parametrize("kwargs", [dict(sizes=[0]), dict(sizes=[5000]), dict(sizes=[]), dict(sizes=[10], trials=0),
-                                    dict(sizes=[10], corruption="blur"), dict(sizes=[10], level=1.0),
-                                    dict(sizes=[10], threshold=0.0)])
+@pytest.mark.parametrize("kwargs", [{"sizes": [0]}, {"sizes": [5000]}, {"sizes": []}, {"sizes": [10], "trials": 0},
+                                    {"sizes": [10], "corruption": "blur"}, {"sizes": [10], "level": 1.0},
+                                    {"sizes": [10], "threshold": 0.0}])
 def test_bad_arguments(digits: torch.Tensor, kwargs: dict) -> None:
     with pytest.raises(InvalidArgumentError):
         capacity_curve(HopfieldMemory(), digits, **kwargs)

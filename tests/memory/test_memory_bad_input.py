@@ -92,7 +92,8 @@ def test_bad_patterns_leave_the_memory_unchanged(memory: AssociativeMemory, patt
     "make",
     [lambda: HopfieldMemory(similarity="cosine"), lambda: HopfieldMemory(separation="relu"),
      lambda: HopfieldMemory(beta=0.0), lambda: HopfieldMemory(beta=float("nan")), lambda: HopfieldMemory(steps=0),
-     lambda: HopfieldMemory(output="tanh"), lambda: HopfieldMemory(self_connections=False), lambda: HopfieldMemory(dtype=torch.int64),
+     lambda: HopfieldMemory(output="tanh"),
+     lambda: HopfieldMemory(self_connections=False), lambda: HopfieldMemory(dtype=torch.int64),
      lambda: PCMemory(hidden=()), lambda: PCMemory(hidden=(0, 4)), lambda: PCMemory(epochs=0),
      lambda: PCMemory(lr=-1.0), lambda: PCMemory(x_lr=0.0), lambda: PCMemory(seed=1.5)],
 )

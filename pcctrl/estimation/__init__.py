@@ -5,5 +5,6 @@ from .belief_wrapper import BeliefObservation
 from .imputation import MemoryImputation
 from .imputation_wrapper import ImputedObservation
 from .pc_filter import PCFilter
+from .perception import Perception
 
-__all__ = ["Belief", "BeliefObservation", "ImputedObservation", "MemoryImputation", "PCFilter"]
+__all__ = ["Belief", "BeliefObservation", "ImputedObservation", "MemoryImputation", "PCFilter", "Perception"]

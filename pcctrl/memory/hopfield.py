@@ -48,8 +48,12 @@ def separate(scores: Tensor, kind: Separation, beta: float, normalize: bool) -> 
     elif kind == "max":
         return torch.nn.functional.one_hot(scores.argmax(1), scores.shape[1]).to(scores.dtype)
     elif kind == "polynomial":
-        # Shifted so the least similar row gets weight 0 and every weight is >= 0 for any similarity.
-        weights = (scores - scores.amin(1, keepdim=True)).pow(beta)
+        # Shifted so the least similar row gets weight 0 and every weight is >= 0 for any similarity;
+        # when normalising, also scaled to [0, 1] first so that high degrees cannot overflow.
+        shifted = scores - scores.amin(1, keepdim=True)
+        if normalize:
+            shifted = shifted / shifted.amax(1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
+        weights = shifted.pow(beta)
     else:
         inside = (scores >= -beta).to(scores.dtype)
         nearest = torch.nn.functional.one_hot(scores.argmax(1), scores.shape[1]).to(scores.dtype)

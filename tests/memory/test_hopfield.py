@@ -122,3 +122,16 @@ def test_max_and_softmax_beat_identity_separation_on_digits(digits: torch.Tensor
     for separation in ("max", "softmax"):
         sharp = capacity_curve(HopfieldMemory("euclidean", separation, beta=10.0), digits, [100], "noise", 0.2)
         assert sharp.fraction[0] > identity + 0.5
+
+
+def test_polynomial_weights_by_hand_and_without_overflow() -> None:
+    g = torch.Generator().manual_seed(6)
+    patterns = torch.randn(5, 30, generator=g) * 30.0  # dot similarities in the thousands
+    cue = torch.randn(2, 30, generator=g) * 30.0
+    memory = HopfieldMemory("dot", "polynomial", beta=40.0).store(patterns)
+    scores = (cue.double() @ patterns.double().T)
+    raw = (scores - scores.min(1, keepdim=True).values) ** 40  # float64 holds these
+    expected = (raw / raw.sum(1, keepdim=True)) @ patterns.double()
+    out = memory.denoise(cue)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.double(), expected, rtol=1e-4, atol=1e-3)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..core import PCGraph
+from ..core import PCGraph, Precision
 from ..errors import InvalidArgumentError
 from .base import AssociativeMemory
 
@@ -40,6 +40,11 @@ class PCMemory(AssociativeMemory):
     ``Linear`` only), built as a :class:`pcctrl.PCGraph`. With ``cyclic=True`` an extra edge
     ``pattern -> top`` (``Linear``) closes a cycle: the top layer is also predicted from the
     pattern, which gives inference a data-driven start and the top an energy term.
+    ``top_prior`` (default 0.1) gives the top layer a Gaussian prior of that precision around a
+    learned mean (a constant node clamped to 1 predicts it); ``None`` leaves the top flat.
+    Without the prior the latents can drift to explain the known half of a cue however the
+    unknown half comes out, and long training runs lose stability (measured: 50% masks, 1000
+    stored digits, retrieved 0.01 flat against 0.33 with the prior).
 
     ``store(patterns)`` trains the weights from scratch by PC inference learning (pattern node
     clamped, every latent relaxed ``train_T`` steps, then one local Adam step), for ``epochs``
@@ -56,6 +61,7 @@ class PCMemory(AssociativeMemory):
         self,
         hidden: Sequence[int] = (16, 128),
         cyclic: bool = False,
+        top_prior: float | None = 0.1,
         epochs: int = 500,
         batch_size: int = 64,
         lr: float = 3e-3,
@@ -69,6 +75,7 @@ class PCMemory(AssociativeMemory):
         super().__init__(dtype, device)
         self.hidden = _int_list(hidden, "hidden")
         self.cyclic = bool(cyclic)
+        self.top_prior = None if top_prior is None else _positive(top_prior, "top_prior")
         self.epochs = _positive_int(epochs, "epochs")
         self.batch_size = _positive_int(batch_size, "batch_size")
         self.lr = _positive(lr, "lr")
@@ -94,7 +101,14 @@ class PCMemory(AssociativeMemory):
             edges.append((names[i], names[i + 1], linear if i == 0 else nn.Sequential(nn.Tanh(), linear)))
         if self.cyclic:
             edges.append(("pattern", "top", nn.Linear(width, sizes[0])))
-        graph = PCGraph(dict(zip(names, sizes)), edges, T=self.train_T, x_lr=self.x_lr)
+        nodes = dict(zip(names, sizes))
+        precisions = {}
+        if self.top_prior is not None:
+            # A constant node (clamped to 1) predicts the top: a learned Gaussian prior mean.
+            nodes["one"] = 1
+            edges.append(("one", "top", nn.Linear(1, sizes[0], bias=False)))
+            precisions["top"] = Precision.scalar(self.top_prior)
+        graph = PCGraph(nodes, edges, precisions=precisions, T=self.train_T, x_lr=self.x_lr)
         return graph.to(device=self.device, dtype=self.dtype)
 
     def store(self, patterns: Any) -> PCMemory:
@@ -107,11 +121,17 @@ class PCMemory(AssociativeMemory):
         for _ in range(self.epochs):
             total = 0.0
             for batch in torch.randperm(data.shape[0], generator=order).to(self.device).split(self.batch_size):
-                record = graph.train_step({"pattern": data[batch]}, optimizer)
+                record = graph.train_step(self._clamps(data[batch]), optimizer)
                 total += record.energy[-1] * len(batch)
             trace.append(total / data.shape[0])
         self.graph, self._patterns, self.train_energy = graph, data, trace
         return self
+
+    def _clamps(self, pattern: Tensor) -> dict[str, Tensor]:
+        clamps = {"pattern": pattern}
+        if self.top_prior is not None:
+            clamps["one"] = torch.ones(pattern.shape[0], 1, dtype=pattern.dtype, device=pattern.device)
+        return clamps
 
     def _trained(self) -> PCGraph:
         if self.graph is None:
@@ -125,7 +145,7 @@ class PCMemory(AssociativeMemory):
         steps = self.recall_T if T is None else _positive_int(T, "T", 0)
         clamped = values.masked_fill(~known, float("nan"))
         with torch.no_grad():
-            relaxed = graph.infer({"pattern": clamped}, T=steps)
+            relaxed = graph.infer(self._clamps(clamped), T=steps)
         out = torch.where(known, values, relaxed.values["pattern"]).detach()
         return out[0] if single else out
 
@@ -138,6 +158,6 @@ class PCMemory(AssociativeMemory):
         state = values.masked_fill(~known, float("nan"))
         with torch.no_grad():
             for _ in range(rounds):
-                relaxed = graph.infer({"pattern": state}, T=steps)
+                relaxed = graph.infer(self._clamps(state), T=steps)
                 state = relaxed.mus["pattern"].detach()
         return state[0] if single else state

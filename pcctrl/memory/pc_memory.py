@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,7 +49,9 @@ class PCMemory(AssociativeMemory):
 
     ``store(patterns)`` trains the weights from scratch by PC inference learning (pattern node
     clamped, every latent relaxed ``train_T`` steps, then one local Adam step), for ``epochs``
-    passes over the patterns in mini-batches of ``batch_size``. ``recall(cue)`` clamps the known
+    passes over the patterns in mini-batches of ``batch_size``, and keeps the weights of the
+    epoch with the lowest mean training energy (``best_epoch``; ``train_energy`` has every epoch),
+    since PC learning at a fixed rate can climb out of its minimum late in training. ``recall(cue)`` clamps the known
     entries of the pattern node (NaN entries are unknown: zero precision) and relaxes the
     latents ``recall_T`` steps; unknown entries are read off the network's prediction.
     ``denoise(cue)`` treats every entry as noisy: it alternates inference with the cue clamped
@@ -87,6 +90,7 @@ class PCMemory(AssociativeMemory):
         self.seed = seed
         self.graph: PCGraph | None = None
         self.train_energy: list[float] = []
+        self.best_epoch = 0
 
     def __repr__(self) -> str:
         return f"PCMemory(hidden={self.hidden}, cyclic={self.cyclic}, stored={len(self)})"
@@ -118,13 +122,17 @@ class PCMemory(AssociativeMemory):
         optimizer = torch.optim.Adam(graph.parameters(), lr=self.lr)
         order = torch.Generator().manual_seed(self.seed)
         trace: list[float] = []
-        for _ in range(self.epochs):
+        best, best_epoch = copy.deepcopy(graph.state_dict()), 0
+        for epoch in range(self.epochs):
             total = 0.0
             for batch in torch.randperm(data.shape[0], generator=order).to(self.device).split(self.batch_size):
                 record = graph.train_step(self._clamps(data[batch]), optimizer)
                 total += record.energy[-1] * len(batch)
             trace.append(total / data.shape[0])
-        self.graph, self._patterns, self.train_energy = graph, data, trace
+            if trace[-1] <= min(trace):
+                best, best_epoch = copy.deepcopy(graph.state_dict()), epoch
+        graph.load_state_dict(best)
+        self.graph, self._patterns, self.train_energy, self.best_epoch = graph, data, trace, best_epoch
         return self
 
     def _clamps(self, pattern: Tensor) -> dict[str, Tensor]:

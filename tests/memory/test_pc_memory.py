@@ -84,3 +84,13 @@ def test_against_the_best_hopfield_preset_on_half_masks(digits: torch.Tensor,
 def test_float64(digits: torch.Tensor) -> None:
     memory = PCMemory(epochs=5, dtype=torch.float64).store(digits[:10].double())
     assert memory.recall(digits[:2].double()).dtype == torch.float64
+
+
+def test_keeps_the_weights_of_the_lowest_energy_epoch(digits: torch.Tensor) -> None:
+    memory = PCMemory(epochs=40, lr=3e-2).store(digits[:20])  # a high rate: the energy does not fall steadily
+    trace = memory.train_energy
+    assert len(trace) == 40 and trace[memory.best_epoch] == min(trace)
+    assert memory.graph is not None
+    again = PCMemory(epochs=memory.best_epoch + 1, lr=3e-2).store(digits[:20])  # same seed: same run, cut short
+    for name, value in memory.graph.state_dict().items():
+        torch.testing.assert_close(value, again.graph.state_dict()[name])

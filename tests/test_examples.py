@@ -20,6 +20,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "filter_pendulum.py": ["--out", "{tmp}/filter_pendulum.png"],
     "pcgraph_digits.py": None,  # type: ignore[dict-item]
     "realtime_loop.py": ["--seconds", "0.5"],
+    "memory_recall.py": ["--count", "10", "--epochs", "100", "--out", "{tmp}/memory_recall.png"],
     "zenoh_arm.py": ["--seconds", "1"],
     "pendulum_aif.py": ["--steps", "60", "--eval-every", "30", "--eval-episodes", "1", "--out", "{tmp}/pendulum_aif.png"],
 }

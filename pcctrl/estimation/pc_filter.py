@@ -74,7 +74,7 @@ class PCFilter:
     (``small_path=False``) gives the same beliefs (tested to 1e-10 in float64).
     """
 
-    def __init__(self, model: StateSpaceModel, mode: Mode = "laplace", iters: int | None = None,
+    def __init__(self, model: StateSpaceModel, mode: Mode = "laplace", *, iters: int | None = None,
                  x_lr: float | None = None, tol: float | None = 1e-6, prior_precision: Any = None,
                  max_halvings: int = 4, divergence_factor: float | None = 1e6, small_path: bool = True) -> None:
         if not isinstance(model, StateSpaceModel):

@@ -57,7 +57,7 @@ class LinearGaussianModel(StateSpaceModel):
 
     is_linear = True
 
-    def __init__(self, A: Any, B: Any, C: Any, Q: Any, R: Any, learnable: bool = False,
+    def __init__(self, A: Any, B: Any, C: Any, Q: Any, R: Any, *, learnable: bool = False,
                  dtype: torch.dtype | None = None) -> None:
         dtype = resolve_dtype(dtype, A, B, C, Q, R)
         A_ = _matrix(A, "A", dtype, (None, None))

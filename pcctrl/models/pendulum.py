@@ -53,7 +53,7 @@ class PendulumModel(StateSpaceModel):
     included), so they equal :func:`~pcctrl.models.batched_jacobian` of the same functions.
     """
 
-    def __init__(self, dt: float, g: float, max_speed: float, max_torque: float, process_cov: Tensor,
+    def __init__(self, dt: float, g: float, max_speed: float, max_torque: float, *, process_cov: Tensor,
                  obs_cov: Tensor, dtype: torch.dtype) -> None:
         self.dt, self.gravity = float(dt), float(g)
         self.max_speed, self.max_torque = float(max_speed), float(max_torque)
@@ -77,8 +77,8 @@ class PendulumModel(StateSpaceModel):
     @classmethod
     def from_checkpoint(cls, data: dict[str, Any]) -> "PendulumModel":
         """Rebuild a :meth:`to_checkpoint` model; its tensors are restored bit for bit."""
-        model = cls(data["dt"], data["g"], data["max_speed"], data["max_torque"], data["process_cov"],
-                    data["obs_cov"], data["dtype"])
+        model = cls(data["dt"], data["g"], data["max_speed"], data["max_torque"], process_cov=data["process_cov"],
+                    obs_cov=data["obs_cov"], dtype=data["dtype"])
         model.load_state_dict(data["state_dict"], strict=True)
         return model
 
@@ -116,7 +116,7 @@ class PendulumModel(StateSpaceModel):
         return _PendulumKernel(self) if type(self) is PendulumModel else None
 
 
-def pendulum_model(dt: float = 0.05, g: float = 10.0, obs_noise_std: float = 0.1,
+def pendulum_model(dt: float = 0.05, g: float = 10.0, *, obs_noise_std: float = 0.1,
                    process_noise_std: float = 0.0, max_speed: float = 8.0, max_torque: float = 2.0,
                    velocity_jitter: float = 1e-6, dtype: torch.dtype | None = None) -> PendulumModel:
     """State ``[theta, theta_dot]``, action torque, observation ``[cos theta, sin theta]``.
@@ -130,4 +130,4 @@ def pendulum_model(dt: float = 0.05, g: float = 10.0, obs_noise_std: float = 0.1
     var = process_noise_std**2
     q = torch.tensor([[var * dt * dt, var * dt], [var * dt, var + velocity_jitter]], dtype=dtype)
     r = torch.full((2,), obs_noise_std**2, dtype=dtype)
-    return PendulumModel(dt, g, max_speed, max_torque, q, r, dtype)
+    return PendulumModel(dt, g, max_speed, max_torque, process_cov=q, obs_cov=r, dtype=dtype)

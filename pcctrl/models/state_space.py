@@ -100,8 +100,8 @@ class StateSpaceModel(nn.Module):
         self.g = observation
         dtype = resolve_dtype(dtype, process_cov, process_precision, obs_cov, obs_precision)
         self.process_noise = Covariance("process", self.state_dim, process_cov, process_precision,
-                                        learnable, dtype, allow_singular=True)
-        self.obs_noise = Covariance("obs", self.obs_dim, obs_cov, obs_precision, learnable, dtype)
+                                        learnable=learnable, dtype=dtype, allow_singular=True)
+        self.obs_noise = Covariance("obs", self.obs_dim, obs_cov, obs_precision, learnable=learnable, dtype=dtype)
         self._check_functions()
 
     def _check_functions(self) -> None:

@@ -124,7 +124,7 @@ def test_subclasses_and_other_settings_take_the_torch_path() -> None:
             return 2 * super()._observation(s)
 
     base = pendulum_model(DT, dtype=torch.float64)
-    sub = Heavier(DT, 10.0, 8.0, 2.0, base.process_cov(), base.obs_cov(), torch.float64)
+    sub = Heavier(DT, 10.0, 8.0, 2.0, process_cov=base.process_cov(), obs_cov=base.obs_cov(), dtype=torch.float64)
     assert sub.numpy_kernel() is None and PCFilter(sub)._small is None
     assert PCFilter(base)._small is not None
     assert PCFilter(base, small_path=False)._small is None

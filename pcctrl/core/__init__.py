@@ -1,7 +1,7 @@
 """The predictive-coding core: energy, value nodes, graphs, inference, local learning."""
 
 from ..errors import NodeShapeError, NonFiniteEnergyError, PCError, UnknownNodeError
-from .graph import EnergyGraph, NodeSpec
+from .energy_graph import EnergyGraph, NodeSpec
 from .inference import Relaxation
 from .learning import ALGORITHMS, StepRecord
 from .network import PCNetwork

@@ -124,6 +124,9 @@ class PCNetwork(nn.Module):
 
     def _build(self, example: Sequence[Tensor]) -> None:
         wiring = self._wiring
+        param = next(iter(self.module.parameters()), None)
+        if param is not None:
+            example = [e.to(param.dtype) if e.is_floating_point() else e for e in example]
         if wiring.traced is not None:
             traced = specs_from_trace(wiring.traced, example)
             specs, inputs, output = traced.specs, traced.inputs, traced.output
@@ -155,6 +158,11 @@ class PCNetwork(nn.Module):
                     )
                 )
         return specs, ["x0"], specs[-1].name
+
+    @property
+    def has_fused_path(self) -> bool:
+        """Whether the module is a chain the fused path can run (known once the graph is built)."""
+        return self.fused and self._wiring.fused is not None
 
     @property
     def depth(self) -> int:

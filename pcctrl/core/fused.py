@@ -311,6 +311,7 @@ class FusedChain:
 
     @staticmethod
     def _output_signal(y: Tensor, mu: Tensor, ce: bool) -> tuple[Tensor, Tensor]:
+        """The output's ``-dE/dmu`` and its batch-summed energy (twice the energy for Gaussian)."""
         if ce:
             log_p = torch.log_softmax(mu, dim=-1)
             return y - log_p.exp(), -(y * log_p).sum()
@@ -353,20 +354,18 @@ class FusedChain:
                 if moved is not None and not fixed:
                     for level in range(moved + 1, L + 1):
                         mus[level], ctxs[level] = self.nodes[level - 1].forward(values[level - 1])
-                signals = {}
-                row = [zero] * L
-                for level in range(low, L + 1):
-                    if level == L:
-                        signal, energy = self._output_signal(y, mus[L], ce)
-                    else:
-                        signal = values[level] - mus[level]
-                        flat = signal.reshape(-1)
-                        energy = torch.dot(flat, flat)
-                    signals[level] = signal
-                    row[level - 1] = energy
+                hidden = list(range(low, L))
+                errors = torch._foreach_sub([values[i] for i in hidden], [mus[i] for i in hidden]) if hidden else []
+                signals = dict(zip(hidden, errors))
+                signals[L], out_energy = self._output_signal(y, mus[L], ce)
+                # Squared norms of the hidden errors (squared once, on the whole table, at the end).
+                row = [zero] * (L - 1) + [out_energy]
+                for i, norm in zip(hidden, torch._foreach_norm(errors) if errors else []):
+                    row[i - 1] = norm
                 rows.append(row)
                 if tol is not None:
-                    current = float((torch.stack(row) * halves).sum())
+                    squared = [e * e for e in row[:-1]] + [row[-1]]
+                    current = float((torch.stack(squared) * halves).sum())
                     if previous is not None and abs(previous - current) <= tol * max(abs(previous), 1e-12):
                         converged = True
                         break
@@ -378,16 +377,20 @@ class FusedChain:
                     self.nodes[level].minus_input_grad(ctxs[level + 1], signals[level + 1], signals.get(level))
                     for level in range(first, L)
                 ]
+                mine = [level for level in range(first, L) if owned[level]]
+                if mine:
+                    torch._foreach_add_([values[i] for i in mine], steps_of[mine[0] - first:], alpha=-lr)
                 for level, grad in zip(range(first, L), steps_of):
-                    if owned[level]:
-                        values[level].add_(grad, alpha=-lr)
-                    else:
+                    if not owned[level]:
                         values[level] = torch.add(values[level], grad, alpha=-lr)
                         owned[level] = True
                 moved = first
                 low = min(low, first)
                 done += 1
-            table = torch.stack([torch.stack(r) for r in rows]) * halves
+            table = torch.stack([torch.stack(r) for r in rows])
+            square = torch.ones(L, dtype=torch.bool, device=y.device)
+            square[-1] = False  # the output energy is already a sum of squares or a cross-entropy
+            table = torch.where(square, table.square(), table) * halves
             check_trace(graph, table, names, growth)
             totals: dict[int, Tensor] = {}
             for level, signal in signals.items():

@@ -8,8 +8,9 @@ host sync each):
   (``E_0``: the energy at the start of the step) means the inference step size is too large.
   ``fpa`` and ``exact`` add the hidden errors to the energy by construction, so for them only the
   update bound applies.
-- **Update bound** (every algorithm): a weight step that moves any entry of a parameter by more
-  than ``max_update * (1 + max |p|)`` is undone (parameters and optimizer state restored).
+- **Update bound** (every algorithm): a weight step that moves a parameter tensor by more than
+  ``max_update * (1 + rms(p))`` in root-mean-square is refused (plain SGD: predicted from the
+  gradient) or undone (other optimizers: parameters and optimizer state restored).
 
 Both raise :class:`pcctrl.errors.DivergenceError` with the parameters as they were.
 """
@@ -77,16 +78,22 @@ def _sgd_lr(optimizer: torch.optim.Optimizer) -> list[float] | None:
     return rates
 
 
-def _violation(deltas: Sequence[Tensor], params: Sequence[Tensor], bound: float) -> int | None:
-    """Index of the first parameter whose largest move exceeds ``bound * (1 + max |p|)``."""
-    if not deltas:
+def _violation(moves: Sequence[Tensor], params: Sequence[Tensor], bound: float,
+               rates: Sequence[float] | None = None) -> tuple[int, float] | None:
+    """The first parameter whose RMS move (``rates[i] * moves[i]`` if given) exceeds
+    ``bound * (1 + rms(p))``, with that RMS move; ``None`` if none does. One host sync."""
+    if not moves:
         return None
-    moved = torch.stack(torch._foreach_norm(list(deltas), float("inf")))
-    size = torch.stack(torch._foreach_norm(list(params), float("inf")))
-    over = moved > bound * (1.0 + size)
+    sizes = torch.tensor([float(p.numel()) for p in params], dtype=moves[0].dtype, device=moves[0].device).sqrt()
+    moved = torch.stack(torch._foreach_norm(list(moves))).to(sizes.dtype)
+    if rates is not None:
+        moved = moved * torch.tensor(list(rates), dtype=sizes.dtype, device=sizes.device)
+    norms = torch.stack(torch._foreach_norm(list(params))).to(sizes.dtype)
+    over = moved > bound * (sizes + norms)
     if not bool(over.any()):
         return None
-    return int(over.nonzero()[0, 0])
+    index = int(over.nonzero()[0, 0])
+    return index, float(moved[index] / sizes[index])
 
 
 def guarded_step(
@@ -105,24 +112,24 @@ def guarded_step(
         return
     params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
 
-    def fail(index: int, moved: Tensor) -> DivergenceError:
+    def fail(index: int, moved: float) -> DivergenceError:
         param = params[index]
         names = parameter_names(owner) if owner is not None else {}
         name = names.get(id(param), f"parameter {index} of shape {tuple(param.shape)}")
         return DivergenceError(
-            f"the weight step would move {name} by up to {float(moved):.4g}, more than "
-            f"max_update={max_update:g} times (1 + its largest entry): learning is diverging. "
-            "Lower the learning rate. Parameters and optimizer state were left unchanged."
+            f"the weight step would move {name} by {moved:.4g} (root-mean-square), more than "
+            f"max_update={max_update:g} times (1 + its RMS): learning is diverging. Lower the "
+            "learning rate. Parameters and optimizer state were left unchanged."
         )
 
     rates = _sgd_lr(optimizer)
     if rates is not None:
+        lr_of = {id(p): lr for group, lr in zip(optimizer.param_groups, rates) for p in group["params"]}
         with torch.no_grad():
-            lr_of = {id(p): lr for group, lr in zip(optimizer.param_groups, rates) for p in group["params"]}
-            steps = [p.grad * lr_of[id(p)] for p in params]
-            bad = _violation(steps, [p.detach() for p in params], max_update)
-            if bad is not None:
-                raise fail(bad, steps[bad].abs().max())
+            bad = _violation([p.grad for p in params], [p.detach() for p in params], max_update,
+                             [lr_of[id(p)] for p in params])
+        if bad is not None:
+            raise fail(*bad)
         optimizer.step()
         return
     with torch.no_grad():
@@ -133,11 +140,9 @@ def guarded_step(
     }
     optimizer.step()
     with torch.no_grad():
-        deltas = torch._foreach_sub([p.detach() for p in params], saved)
-        bad = _violation(deltas, saved, max_update)
+        bad = _violation(torch._foreach_sub([p.detach() for p in params], saved), saved, max_update)
         if bad is None:
             return
-        moved = deltas[bad].abs().max()
         for param, before in zip(params, saved):
             param.copy_(before)
     for param in params:
@@ -145,7 +150,7 @@ def guarded_step(
             optimizer.state[param] = state[id(param)]
         else:
             optimizer.state.pop(param, None)
-    raise fail(bad, moved)
+    raise fail(*bad)
 
 
 def parameter_names(module: nn.Module) -> dict[int, str]:

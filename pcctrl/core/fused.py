@@ -31,6 +31,12 @@ def _pair(value: int | Sequence[int]) -> list[int]:
     return [value, value] if isinstance(value, int) else list(value)
 
 
+def _cl(value: Tensor) -> Tensor:
+    """Channels-last layout for a 4-D value (a no-op when it is already): every image-shaped
+    tensor of the chain keeps one layout, so elementwise kernels never mix strides."""
+    return value.contiguous(memory_format=torch.channels_last) if value.dim() == 4 else value
+
+
 class _Op:
     """One layer: its forward pass and its closed-form backward pass."""
 
@@ -98,8 +104,9 @@ class _Conv(_Op):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Any]:
         layer = self.layer
-        conv = F.conv2d if self.dims == 2 else F.conv1d
-        return conv(x, layer.weight, layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups), x
+        if self.dims == 1:
+            return F.conv1d(x, layer.weight, layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups), x
+        return _cl(F.conv2d(x, layer.weight, layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups)), x
 
     def backward(self, ctx: Tensor, g: Tensor, need_input: bool, need_params: bool) -> tuple[Tensor | None, Grads]:
         layer = self.layer
@@ -109,6 +116,8 @@ class _Conv(_Op):
             list(layer.stride), list(layer.padding), list(layer.dilation), False, [0] * self.dims,
             layer.groups, [need_input, need_params, need_params and has_bias],
         )
+        if gin is not None and self.dims == 2:
+            gin = _cl(gin)
         grads: Grads = []
         if need_params:
             grads.append(gw)
@@ -156,7 +165,7 @@ class _Reshape(_Op):
         return (y.clone() if y.data_ptr() == x.data_ptr() else y), x.shape
 
     def backward(self, ctx: torch.Size, g: Tensor, need_input: bool, need_params: bool) -> tuple[Tensor | None, Grads]:
-        return (g.reshape(ctx) if need_input else None), []
+        return (_cl(g.reshape(ctx)) if need_input else None), []
 
 
 class _Pool(_Op):
@@ -172,10 +181,10 @@ class _Pool(_Op):
         layer = self.layer
         if isinstance(layer, nn.MaxPool2d):
             y, idx = F.max_pool2d(x, self.kernel, self.stride, self.padding, layer.dilation, layer.ceil_mode, True)
-            return y, (x, idx)
+            return _cl(y), (x, idx)
         y = F.avg_pool2d(x, self.kernel, self.stride, self.padding, layer.ceil_mode,
                          layer.count_include_pad, layer.divisor_override)
-        return y, (x, None)
+        return _cl(y), (x, None)
 
     def backward(self, ctx: tuple[Tensor, Tensor | None], g: Tensor, need_input: bool,
                  need_params: bool) -> tuple[Tensor | None, Grads]:
@@ -184,13 +193,13 @@ class _Pool(_Op):
         x, idx = ctx
         layer = self.layer
         if idx is not None:
-            return torch.ops.aten.max_pool2d_with_indices_backward(
+            return _cl(torch.ops.aten.max_pool2d_with_indices_backward(
                 g, x, self.kernel, self.stride, self.padding, _pair(layer.dilation), layer.ceil_mode, idx
-            ), []
-        return torch.ops.aten.avg_pool2d_backward(
+            )), []
+        return _cl(torch.ops.aten.avg_pool2d_backward(
             g, x, self.kernel, self.stride, self.padding, layer.ceil_mode, layer.count_include_pad,
             layer.divisor_override,
-        ), []
+        )), []
 
 
 def _op(layer: nn.Module) -> _Op | None:
@@ -285,9 +294,7 @@ class FusedChain:
         return cls(nodes) if nodes else None
 
     def _layout(self, value: Tensor) -> Tensor:
-        if self.channels_last and value.dim() == 4:
-            return value.contiguous(memory_format=torch.channels_last)
-        return value
+        return _cl(value) if self.channels_last else value
 
     def _forward(self, x: Tensor) -> tuple[list[Tensor], list[Tensor], list[Any]]:
         values, mus, ctxs = [x], [x], [None]

@@ -17,6 +17,7 @@ Both raise :class:`pcctrl.errors.DivergenceError` with the parameters as they we
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -78,22 +79,28 @@ def _sgd_lr(optimizer: torch.optim.Optimizer) -> list[float] | None:
     return rates
 
 
+def _norms(tensors: list[Tensor]) -> list[float]:
+    """L2 norms of many tensors with one host sync."""
+    if not tensors:
+        return []
+    norms = torch._foreach_norm(tensors)
+    if len({(n.dtype, n.device) for n in norms}) == 1:
+        return torch.stack(norms).tolist()
+    return [float(n) for n in norms]
+
+
 def _violation(moves: Sequence[Tensor], params: Sequence[Tensor], bound: float,
                rates: Sequence[float] | None = None) -> tuple[int, float] | None:
     """The first parameter whose RMS move (``rates[i] * moves[i]`` if given) exceeds
     ``bound * (1 + rms(p))``, with that RMS move; ``None`` if none does. One host sync."""
-    if not moves:
-        return None
-    sizes = torch.tensor([float(p.numel()) for p in params], dtype=moves[0].dtype, device=moves[0].device).sqrt()
-    moved = torch.stack(torch._foreach_norm(list(moves))).to(sizes.dtype)
-    if rates is not None:
-        moved = moved * torch.tensor(list(rates), dtype=sizes.dtype, device=sizes.device)
-    norms = torch.stack(torch._foreach_norm(list(params))).to(sizes.dtype)
-    over = moved > bound * (sizes + norms)
-    if not bool(over.any()):
-        return None
-    index = int(over.nonzero()[0, 0])
-    return index, float(moved[index] / sizes[index])
+    norms = _norms(list(moves) + list(params))
+    count = len(moves)
+    for index, param in enumerate(params):
+        root = math.sqrt(param.numel())
+        moved = norms[index] * (rates[index] if rates is not None else 1.0)
+        if not moved <= bound * (root + norms[count + index]):
+            return index, moved / root
+    return None
 
 
 def guarded_step(

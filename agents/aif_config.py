@@ -6,8 +6,12 @@ from dataclasses import dataclass, fields, replace
 from numbers import Integral
 from typing import Any
 
+from .families import family_overrides
 
-@dataclass(frozen=True)
+from pcctrl.errors import InvalidArgumentError
+
+
+@dataclass(frozen=True, kw_only=True)
 class AIFConfig:
     """Hyperparameters of :class:`~pcctrl.agents.active_inference.ActiveInferenceAgent`.
 
@@ -56,7 +60,7 @@ class AIFConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.action_repeat, bool) or not isinstance(self.action_repeat, Integral) or self.action_repeat < 1:
-            raise ValueError(f"action_repeat must be an integer >= 1, got {self.action_repeat!r}")
+            raise InvalidArgumentError("action_repeat", f"must be an integer >= 1, got {self.action_repeat!r}")
 
     def with_overrides(self, **overrides: Any) -> "AIFConfig":
         """A copy with the given fields replaced; unknown names raise ``TypeError``."""
@@ -67,32 +71,6 @@ class AIFConfig:
         return replace(self, **overrides)
 
 
-# Alive-reward plans tie while the pole stays up, so CEM needs 5 iterations to pick the first
-# action, and a weak goal prior (pole upright, cart centred) keeps the cart off the rail; it
-# costs at most 0.5 per step at the rail, below the alive reward, so falling never pays.
-_BALANCE: dict[str, Any] = {"learning_starts": 100, "train_freq": 100, "horizon": 15, "iterations": 5}
-
-_FAMILIES: dict[str, dict[str, Any]] = {
-    "pendulum": {},
-    "inverted_pendulum": {**_BALANCE, "goal": (0.0, 0.0, 0.0, 0.0), "goal_precision": (1.0, 1.0, 0.0, 0.0)},
-    "partial_inverted_pendulum": {**_BALANCE, "goal": (0.0, 0.0), "goal_precision": (1.0, 1.0)},
-    # Each planned action is held 5 env steps, so the 30-step horizon looks 150 env steps ahead.
-    # At weight 0.03 the information gain still outweighs the action cost where the model is
-    # unsure (the flag is found within a few thousand steps) but no longer pulls plans away from
-    # the flag once it is known; 5 CEM iterations make the swing-up plans cheap enough to score >= 90.
-    "mountain_car": {"horizon": 30, "epistemic_weight": 0.03, "learning_starts": 500, "train_freq": 500,
-                     "method": "cem", "candidates": 100, "iterations": 5, "action_repeat": 5},
-}
-_ENV_FAMILY = {
-    "Pendulum-v1": "pendulum",
-    "pcctrl/NoisyPendulum-v0": "pendulum",
-    "InvertedPendulum-v5": "inverted_pendulum",
-    "pcctrl/PartialInvertedPendulum-v0": "partial_inverted_pendulum",
-    "MountainCarContinuous-v0": "mountain_car",
-}
-
-
 def default_config(env_id: str | None = None, **overrides: Any) -> AIFConfig:
     """The defaults for ``env_id``'s family (generic defaults for unknown ids), with overrides."""
-    family = _ENV_FAMILY.get(env_id or "", "")
-    return AIFConfig(**_FAMILIES.get(family, {})).with_overrides(**overrides)
+    return AIFConfig(**family_overrides(env_id)).with_overrides(**overrides)

@@ -129,7 +129,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def run_compare(args: argparse.Namespace) -> int:
     """Run ``pcctrl compare``; print the summary table and the paths. 0: done, 1: jobs failed, 2: bad arguments."""
     from .backends import RayStartError
-    from .compare import CompareError, compare
+    from .comparison import CompareError, compare
     from .registry import AgentUnavailableError
 
     try:

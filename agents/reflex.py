@@ -10,7 +10,6 @@ episode returns, so SB3 training loops and ``evaluate_policy`` work unchanged.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,15 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.logger import Logger, configure
 
+from pcctrl.checkpoint_io import read_checkpoint, write_checkpoint
 from pcctrl.control.reflex import ReflexController
+from pcctrl.errors import CheckpointError, InvalidArgumentError
 from pcctrl.estimation import PCFilter
 from pcctrl.models import LinearGaussianModel
+from pcctrl.runtime.checkpoint import object_to_tree, tree_to_object
 from pcctrl.runtime.filter_reflex import FilterReflexController
 
+CHECKPOINT_KIND = "pcctrl.agents.ReflexAgent"
 LINK_LENGTHS = (0.3, 0.25)
 # Gear / effective inertia of shoulder and elbow (N m per unit action / kg m^2), from the arm's geometry.
 ARM_ACTION_GAIN = (15.0, 60.0)
@@ -164,19 +167,51 @@ class ReflexAgent:
         return self
 
     def save(self, path: str | Path) -> None:
-        """Pickle the configuration and the controller (beliefs included); not the env."""
-        with open(path, "wb") as fh:
-            pickle.dump({"dt": self.dt, "goal": self.goal, "joint_obs": self.joint_obs, "seed": self.seed,
-                         "controller_kwargs": self.controller_kwargs, "controller": self.controller,
-                         "started": self._started, "num_timesteps": self.num_timesteps}, fh)
+        """Write the configuration and the controller (beliefs included), not the env, as a safe checkpoint.
+
+        A callable ``goal`` is code, which a checkpoint does not hold: pass it again to :meth:`load`.
+        """
+        tree = object_to_tree(self.controller, path)
+        if callable(self.goal):
+            goal: Any = "callable"
+        else:
+            goal = None if self.goal is None else np.asarray(self.goal, dtype=np.float64)
+        write_checkpoint(path, CHECKPOINT_KIND, {
+            "dt": self.dt, "goal": goal, "joint_obs": self.joint_obs.copy(), "seed": self.seed,
+            "controller_kwargs": dict(self.controller_kwargs), "controller": tree, "started": self._started,
+            "num_timesteps": self.num_timesteps, "target": self._target.copy()})
 
     @classmethod
-    def load(cls, path: str | Path, env: gym.Env | None = None) -> "ReflexAgent":
-        """Restore a :meth:`save` file (a trusted pickle)."""
-        with open(path, "rb") as fh:
-            data = pickle.load(fh)
-        agent = cls(env, goal=data["goal"], joint_obs=data["joint_obs"], dt=data["dt"], seed=data["seed"],
-                    **data["controller_kwargs"])
-        agent.controller, agent._started = data["controller"], data["started"]
-        agent.num_timesteps = data["num_timesteps"]
+    def load(cls, path: str | Path, env: gym.Env | None = None, goal: Any = None) -> "ReflexAgent":
+        """Restore a :meth:`save` file (safe for files of any origin: nothing is unpickled).
+
+        Raises :class:`~pcctrl.errors.CheckpointError` naming the file for a missing, empty,
+        truncated, corrupt, tampered, foreign or old-format (pickle) file. ``goal`` is needed (and
+        only allowed) when the saved agent's goal was a callable.
+        """
+        _, data = read_checkpoint(path, CHECKPOINT_KIND)
+        saved_goal = data.get("goal") if isinstance(data, dict) else None
+        if not (saved_goal is None or isinstance(saved_goal, np.ndarray) or saved_goal == "callable"):
+            raise CheckpointError(path, f"has a goal of type {type(saved_goal).__name__}")
+        if isinstance(saved_goal, str):
+            if not callable(goal):
+                raise InvalidArgumentError("goal", "the saved agent's goal was a callable: pass goal= to load")
+            saved_goal = goal
+        elif goal is not None:
+            raise InvalidArgumentError("goal", "the saved agent has its own goal; goal= is only for callables")
+        try:
+            controller = tree_to_object(data["controller"], path)
+            if not isinstance(controller, FilterReflexController):
+                raise CheckpointError(path, f"stores a {type(controller).__name__}, not a FilterReflexController")
+            agent = cls(env, goal=saved_goal, joint_obs=data["joint_obs"], dt=float(data["dt"]), seed=data["seed"],
+                        **data["controller_kwargs"])
+            target = np.asarray(data["target"], dtype=np.float64)
+            if target.shape != (2,):
+                raise CheckpointError(path, f"has a target of shape {target.shape}, expected (2,)")
+            agent.controller, agent._started = controller, bool(data["started"])
+            agent.num_timesteps, agent._target = int(data["num_timesteps"]), target
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(path, f"does not describe a ReflexAgent ({type(exc).__name__}: {exc})") from None
         return agent

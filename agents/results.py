@@ -5,6 +5,7 @@ threshold, area under the curve, wall time) as numbers and as a markdown table.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -16,6 +17,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from pcctrl.errors import CheckpointError
 
 COLUMNS = ("env", "agent", "seed", "step", "eval_return_mean", "eval_return_std", "wall_time")
 Row = dict[str, Any]
@@ -81,18 +84,74 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+JOB_FILE_FORMAT = "pcctrl.compare-job"
+JOB_FILE_VERSION = 2
+_ROW_TYPES = {"env": (str,), "agent": (str,), "seed": (int,), "step": (int,), "eval_return_mean": (float, int),
+              "eval_return_std": (float, int), "wall_time": (float, int)}
+
+
+def _job_digest(identity: Any, rows: Any) -> str:
+    text = json.dumps({"format": JOB_FILE_FORMAT, "version": JOB_FILE_VERSION, "job": identity, "rows": rows},
+                      sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def write_job_file(path: Path, identity: Mapping[str, Any], rows: Sequence[Row]) -> None:
-    """Save one finished job (its identity and its rows) atomically."""
-    atomic_write_text(path, json.dumps({"job": dict(identity), "rows": list(rows)}, indent=1))
+    """Save one finished job (its identity, its rows and their SHA-256) atomically, as JSON."""
+    identity, rows = dict(identity), [dict(row) for row in rows]
+    atomic_write_text(path, json.dumps({"format": JOB_FILE_FORMAT, "version": JOB_FILE_VERSION, "job": identity,
+                                        "rows": rows, "sha256": _job_digest(identity, rows)}, indent=1))
 
 
 def read_job_file(path: Path) -> tuple[dict[str, Any], list[Row]] | None:
-    """A saved job's identity and rows, or ``None`` if the file is missing or unreadable."""
+    """A saved job's identity and rows, or ``None`` if there is no such file.
+
+    Any other problem (unreadable, empty, truncated, not JSON, another kind of file, rows of
+    the wrong shape, a content hash that does not match) raises
+    :class:`~pcctrl.errors.CheckpointError` naming the file: its results are not used, and
+    deleting it makes ``compare`` run that job again. Files of pcctrl 0.1 (no hash) are
+    checked the same way except for the hash.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data["job"], data["rows"]
-    except (OSError, ValueError, KeyError, TypeError):
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(path, f"is not a readable compare job file ({exc}); delete it to rerun the job") from None
+    if not text.strip():
+        raise CheckpointError(path, "is empty; delete it to rerun the job")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise CheckpointError(path, f"is truncated or not JSON ({exc}); delete it to rerun the job") from None
+    legacy = isinstance(data, dict) and set(data) == {"job", "rows"}
+    if not legacy and not (isinstance(data, dict) and data.get("format") == JOB_FILE_FORMAT):
+        raise CheckpointError(path, "is not a compare job file; delete it to rerun the job")
+    if not legacy:
+        if data.get("version") != JOB_FILE_VERSION or set(data) != {"format", "version", "job", "rows", "sha256"}:
+            raise CheckpointError(path, f"is a compare job file of another version ({data.get('version')!r}); "
+                                        "delete it to rerun the job")
+        if data["sha256"] != _job_digest(data["job"], data["rows"]):
+            raise CheckpointError(path, "content hash mismatch: the file was changed or damaged after it was "
+                                        "written; delete it to rerun the job")
+    identity, rows = data["job"], data["rows"]
+    problem = _job_problem(identity, rows)
+    if problem:
+        raise CheckpointError(path, f"{problem}; delete it to rerun the job")
+    return identity, rows
+
+
+def _job_problem(identity: Any, rows: Any) -> str | None:
+    if not isinstance(identity, dict) or not isinstance(rows, list) or not rows:
+        return "has no job identity or no rows"
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or set(row) != set(COLUMNS):
+            return f"row {i} does not have the columns {list(COLUMNS)}"
+        for column, types in _ROW_TYPES.items():
+            value = row[column]
+            if isinstance(value, bool) or not isinstance(value, types):
+                return f"row {i}: {column} is {value!r}, not a {types[0].__name__}"
+    return None
 
 
 def write_results_csv(path: Path, rows: Iterable[Row]) -> None:

@@ -11,6 +11,10 @@ from gymnasium import utils
 from gymnasium.envs.mujoco import MujocoEnv
 from gymnasium.spaces import Box
 
+from pcctrl.errors import InvalidArgumentError
+
+from .actions import checked_action
+
 ASSET = os.path.join(os.path.dirname(__file__), "assets", "arm_reach.xml")
 LINK_LENGTHS = (0.3, 0.25)
 DEFAULT_CAMERA_CONFIG: dict[str, Any] = {"distance": 1.5, "elevation": -90.0, "azimuth": 90.0,
@@ -48,11 +52,11 @@ class ArmReachEnv(MujocoEnv, utils.EzPickle):
         for name, value in (("obs_noise_std", obs_noise_std), ("velocity_noise_std", velocity_noise_std),
                             ("ctrl_cost_weight", ctrl_cost_weight), ("reset_noise_scale", reset_noise_scale)):
             if isinstance(value, bool) or not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+                raise InvalidArgumentError(name, f"must be a finite number >= 0, got {value!r}")
         lo, hi = target_radius_range
         if not 0 <= lo <= hi <= sum(LINK_LENGTHS):
-            raise ValueError(f"target_radius_range must satisfy 0 <= low <= high <= {sum(LINK_LENGTHS)}, "
-                             f"got {target_radius_range!r}")
+            raise InvalidArgumentError("target_radius_range", f"must satisfy 0 <= low <= high <= "
+                                                              f"{sum(LINK_LENGTHS)}, got {target_radius_range!r}")
         utils.EzPickle.__init__(self, obs_noise_std, observe_velocity, velocity_noise_std, ctrl_cost_weight,
                                 reset_noise_scale, target_radius_range, frame_skip, xml_file,
                                 default_camera_config, **kwargs)
@@ -97,7 +101,7 @@ class ArmReachEnv(MujocoEnv, utils.EzPickle):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply the torques for ``frame_skip`` physics steps; reward = -distance - effort."""
-        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        a = np.clip(checked_action(action, self.action_space), -1.0, 1.0)
         self.do_simulation(a, self.frame_skip)
         mujoco.mj_kinematics(self.model, self.data)  # site positions of the new state, not the previous one
         info = self._info()

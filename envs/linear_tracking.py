@@ -8,6 +8,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from pcctrl.errors import InvalidArgumentError
+
+from .actions import checked_action
+
 
 class LinearTrackingEnv(gym.Env):
     """A 2-D point mass (double integrator) tracking a moving reference; exactly linear-Gaussian.
@@ -46,16 +50,17 @@ class LinearTrackingEnv(gym.Env):
                         "tracking_weight": tracking_weight, "ctrl_cost_weight": ctrl_cost_weight}
         for name, value in positive.items():
             if isinstance(value, bool) or not np.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+                raise InvalidArgumentError(name, f"must be a finite number > 0, got {value!r}")
         for name, value in non_negative.items():
             if isinstance(value, bool) or not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+                raise InvalidArgumentError(name, f"must be a finite number >= 0, got {value!r}")
         if not np.isfinite(omega):
-            raise ValueError(f"omega must be finite, got {omega!r}")
+            raise InvalidArgumentError("omega", f"must be finite, got {omega!r}")
         if reference not in ("circle", "setpoint"):
-            raise ValueError(f"reference must be 'circle' or 'setpoint', got {reference!r}")
+            raise InvalidArgumentError("reference", f"must be 'circle' or 'setpoint', got {reference!r}")
         if render_mode is not None:
-            raise ValueError(f"render_mode must be None (LinearTracking has no renderer), got {render_mode!r}")
+            raise InvalidArgumentError("render_mode",
+                                       f"must be None (LinearTracking has no renderer), got {render_mode!r}")
         self.render_mode = render_mode
         eye, zero = np.eye(2), np.zeros((2, 2))
         self.dt = float(dt)
@@ -106,7 +111,7 @@ class LinearTrackingEnv(gym.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply the (clipped) action, sample process and sensor noise, return the tracking reward."""
-        a = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
+        a = np.clip(checked_action(action, self.action_space), -1.0, 1.0)
         w = self._q_chol @ self.np_random.standard_normal(4)
         self.state = self.A @ self.state + self.B @ a + w
         self._t += 1

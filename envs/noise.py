@@ -17,22 +17,24 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from pcctrl.errors import InvalidArgumentError
+
 
 def check_std(std: Any, shape: tuple[int, ...], name: str = "std") -> np.ndarray:
-    """Return ``std`` broadcast to ``shape`` as float64, or raise ValueError naming ``name``."""
+    """Return ``std`` broadcast to ``shape`` as float64, or raise InvalidArgumentError naming ``name``."""
     try:
         arr = np.broadcast_to(np.asarray(std, dtype=np.float64), shape).copy()
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} must be a number or an array broadcastable to {shape}, got {std!r}") from exc
+        raise InvalidArgumentError(name, f"must be a number or an array broadcastable to {shape}, got {std!r}") from exc
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError(f"{name} must be finite and >= 0, got {std!r}")
+        raise InvalidArgumentError(name, f"must be finite and >= 0, got {std!r}")
     return arr
 
 
 def correlation_from_tau(tau: float | None, dt: float) -> float:
-    """Return the OU one-step correlation ``exp(-dt / tau)``; raise ValueError naming ``tau`` if invalid."""
+    """Return the OU one-step correlation ``exp(-dt / tau)``; raise InvalidArgumentError naming ``tau`` if invalid."""
     if tau is None or isinstance(tau, bool) or not np.isfinite(tau) or tau <= 0:
-        raise ValueError(f"tau must be a finite number > 0 for kind='ou', got {tau!r}")
+        raise InvalidArgumentError("tau", f"must be a finite number > 0 for kind='ou', got {tau!r}")
     return float(np.exp(-dt / float(tau)))
 
 
@@ -43,7 +45,7 @@ def env_dt(env: gym.Env, dt: float | None) -> float:
         if not isinstance(dt, (int, float)) or isinstance(dt, bool) or dt <= 0:
             dt = 1.0
     elif isinstance(dt, bool) or not np.isfinite(dt) or dt <= 0:
-        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+        raise InvalidArgumentError("dt", f"must be a finite number > 0, got {dt!r}")
     return float(dt)
 
 
@@ -53,7 +55,7 @@ class GaussianProcessNoise:
     def __init__(self, std: np.ndarray, rho: float = 0.0) -> None:
         """Create the process; ``std`` is an array of per-entry standard deviations."""
         if not 0.0 <= rho < 1.0:
-            raise ValueError(f"rho must be in [0, 1), got {rho!r}")
+            raise InvalidArgumentError("rho", f"must be in [0, 1), got {rho!r}")
         self.std = np.asarray(std, dtype=np.float64)
         self.rho = float(rho)
         self._innovation_std = self.std * np.sqrt(1.0 - self.rho**2)

@@ -8,6 +8,10 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
+from pcctrl.errors import InvalidArgumentError
+
+from .actions import checked_action
+
 
 class NoisyPendulumEnv(PendulumEnv):
     """Pendulum-v1 (same dynamics, action, reward, start state) observing only a noisy angle.
@@ -38,9 +42,9 @@ class NoisyPendulumEnv(PendulumEnv):
         super().__init__(render_mode=render_mode, g=g)
         for name, value in (("obs_noise_std", obs_noise_std), ("process_noise_std", process_noise_std)):
             if isinstance(value, bool) or not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+                raise InvalidArgumentError(name, f"must be a finite number >= 0, got {value!r}")
         if observation_mode not in ("cos_sin", "angle"):
-            raise ValueError(f"observation_mode must be 'cos_sin' or 'angle', got {observation_mode!r}")
+            raise InvalidArgumentError("observation_mode", f"must be 'cos_sin' or 'angle', got {observation_mode!r}")
         self.obs_noise_std = float(obs_noise_std)
         self.process_noise_std = float(process_noise_std)
         self.observation_mode = observation_mode
@@ -66,7 +70,7 @@ class NoisyPendulumEnv(PendulumEnv):
     def step(self, u: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Advance one step of Pendulum-v1 dynamics (plus optional process noise)."""
         th, thdot = self.state
-        u = float(np.clip(u, -self.max_torque, self.max_torque)[0])
+        u = float(np.clip(checked_action(u, self.action_space), -self.max_torque, self.max_torque)[0])
         self.last_u = u
         wrapped = ((th + np.pi) % (2 * np.pi)) - np.pi
         cost = wrapped**2 + 0.1 * thdot**2 + 0.001 * u**2

@@ -9,6 +9,7 @@ from gymnasium import utils
 from gymnasium.envs.mujoco.inverted_pendulum_v5 import DEFAULT_CAMERA_CONFIG, InvertedPendulumEnv
 from gymnasium.spaces import Box
 
+from .actions import checked_action
 from .noise import check_std
 
 
@@ -43,7 +44,8 @@ class PartialInvertedPendulumEnv(InvertedPendulumEnv):
 
     def step(self, action: Any) -> tuple[np.ndarray, int, bool, bool, dict[str, Any]]:
         """Simulate; terminate on the true pole angle, return a noisy position reading."""
-        self.do_simulation(action, self.frame_skip)
+        # Out-of-range forces are clamped by the model's ctrlrange, as in InvertedPendulum-v5.
+        self.do_simulation(checked_action(action, self.action_space), self.frame_skip)
         state = self.state_vector()
         terminated = bool(not np.isfinite(state).all() or abs(state[1]) > 0.2)
         reward = int(not terminated)

@@ -8,6 +8,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from pcctrl.errors import InvalidArgumentError
+
 
 @dataclass(frozen=True)
 class Rollout:
@@ -29,7 +31,7 @@ def random_rollout(env: str | gym.Env, steps: int, seed: int, **make_kwargs: Any
     Stops early if the episode ends. The env must put its true state in ``info["state"]``.
     """
     if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+        raise InvalidArgumentError("steps", f"must be at least 1, got {steps}")
     owned = isinstance(env, str)
     env = gym.make(env, **make_kwargs) if owned else env
     space = env.action_space

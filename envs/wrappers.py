@@ -24,6 +24,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from pcctrl.errors import InvalidArgumentError, ShapeError
+
+from .actions import checked_action
 from .noise import GaussianProcessNoise, check_std, correlation_from_tau, env_dt, stream_rng
 from .spaces import NaNBox
 
@@ -49,16 +52,16 @@ def _float_box(space: spaces.Space, what: str) -> spaces.Box:
 
 
 def _check_delay(delay: Any) -> int:
-    """Return ``delay`` as an int >= 0, or raise ValueError naming it."""
+    """Return ``delay`` as an int >= 0, or raise InvalidArgumentError naming it."""
     if isinstance(delay, bool) or not isinstance(delay, (int, np.integer)) or delay < 0:
-        raise ValueError(f"delay must be an integer >= 0, got {delay!r}")
+        raise InvalidArgumentError("delay", f"must be an integer >= 0, got {delay!r}")
     return int(delay)
 
 
 def _check_seed(seed: Any) -> int | None:
-    """Return ``seed`` if None or an int >= 0, else raise ValueError naming it."""
+    """Return ``seed`` if None or an int >= 0, else raise InvalidArgumentError naming it."""
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+        raise InvalidArgumentError("seed", f"must be None or an integer >= 0, got {seed!r}")
     return None if seed is None else int(seed)
 
 
@@ -70,7 +73,7 @@ def _noise_process(env: gym.Env, std: Any, shape: tuple[int, ...], kind: str, ta
         return GaussianProcessNoise(std_arr, 0.0)
     if kind == "ou":
         return GaussianProcessNoise(std_arr, correlation_from_tau(tau, env_dt(env, dt)))
-    raise ValueError(f"kind must be 'white' or 'ou', got {kind!r}")
+    raise InvalidArgumentError("kind", f"must be 'white' or 'ou', got {kind!r}")
 
 
 class ObservationNoise(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
@@ -129,7 +132,7 @@ class MaskObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         if not isinstance(box, spaces.Box):
             raise TypeError(f"env.observation_space must be a gymnasium.spaces.Box, got {type(box).__name__}")
         if len(box.shape) != 1:
-            raise ValueError(f"env.observation_space must be 1-D for MaskObservation, got shape {box.shape}")
+            raise ShapeError("env.observation_space", f"must be 1-D for MaskObservation, got shape {box.shape}")
         gym.utils.RecordConstructorArgs.__init__(self, hide=hide)
         super().__init__(env)
         n = box.shape[0]
@@ -138,12 +141,13 @@ class MaskObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         normalised = []
         for i in hide:
             if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -n <= i < n:
-                raise ValueError(f"hide contains {i!r}, not an integer index in [-{n}, {n})")
+                raise InvalidArgumentError("hide", f"contains {i!r}, not an integer index in [-{n}, {n})")
             normalised.append(int(i) % n)
         if len(set(normalised)) != len(normalised):
-            raise ValueError(f"hide contains duplicate indices: {list(hide)!r}")
+            raise InvalidArgumentError("hide", f"contains duplicate indices: {list(hide)!r}")
         if not normalised or len(normalised) == n:
-            raise ValueError(f"hide must hide at least one and fewer than all {n} entries, got {list(hide)!r}")
+            raise InvalidArgumentError("hide", f"must hide at least one and fewer than all {n} entries, "
+                                               f"got {list(hide)!r}")
         self.hidden_indices = np.array(sorted(normalised), dtype=np.intp)
         self.visible_indices = np.array([i for i in range(n) if i not in set(normalised)], dtype=np.intp)
         self.observation_space = spaces.Box(box.low[self.visible_indices], box.high[self.visible_indices],
@@ -178,9 +182,9 @@ class SensorDropout(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self, p=p, mode=mode, indices=indices, seed=seed)
         super().__init__(env)
         if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+            raise InvalidArgumentError("p", f"must be a probability in [0, 1], got {p!r}")
         if mode not in ("nan", "hold"):
-            raise ValueError(f"mode must be 'nan' or 'hold', got {mode!r}")
+            raise InvalidArgumentError("mode", f"must be 'nan' or 'hold', got {mode!r}")
         self.p = float(p)
         self.mode = mode
         self._seed = _check_seed(seed)
@@ -191,7 +195,7 @@ class SensorDropout(gym.Wrapper, gym.utils.RecordConstructorArgs):
             n = flat.size
             for i in indices:
                 if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -n <= i < n:
-                    raise ValueError(f"indices contains {i!r}, not an integer index in [-{n}, {n})")
+                    raise InvalidArgumentError("indices", f"contains {i!r}, not an integer index in [-{n}, {n})")
                 flat[int(i) % n] = True
             self._eligible = flat.reshape(box.shape)
         self._last: np.ndarray | None = None
@@ -273,7 +277,7 @@ class ActionDelay(gym.Wrapper, gym.utils.RecordConstructorArgs):
         elif isinstance(space, spaces.Box):
             initial_action = np.asarray(initial_action, dtype=space.dtype)
         if not space.contains(initial_action):
-            raise ValueError(f"initial_action {initial_action!r} is not in env.action_space {space}")
+            raise InvalidArgumentError("initial_action", f"{initial_action!r} is not in env.action_space {space}")
         self.initial_action = initial_action
         self._queue: deque[Any] = deque(maxlen=self.delay + 1)
 
@@ -285,7 +289,9 @@ class ActionDelay(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Queue ``action`` and apply the one chosen ``delay`` steps ago."""
+        """Queue ``action`` and apply the one chosen ``delay`` steps ago (a bad action is refused before queueing)."""
+        if isinstance(self.env.action_space, spaces.Box):
+            checked_action(action, self.env.action_space)
         self._queue.append(np.copy(action))
         applied = self._queue.popleft()
         obs, reward, terminated, truncated, info = self.env.step(applied)
@@ -326,9 +332,9 @@ class ActionNoise(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Perturb ``action``, clip it if asked, and step the env with it."""
+        """Perturb ``action``, clip it if asked, and step the env with it (a bad action is refused before any noise)."""
         box = self.env.action_space
-        noisy = np.asarray(action, dtype=np.float64) + self.process.sample(self.rng)
+        noisy = checked_action(action, box) + self.process.sample(self.rng)
         if self.clip:
             noisy = np.clip(noisy, box.low, box.high)
         applied = noisy.astype(box.dtype)

@@ -18,7 +18,7 @@ from .control import EFEPlanner, GoalPrior, ReflexController
 from .estimation import PCFilter
 from .models import DynamicsEnsemble, LinearGaussianModel, StateSpaceModel
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ALGORITHMS",

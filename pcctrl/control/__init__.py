@@ -11,11 +11,13 @@ from .objectives import (
     register_reward,
     registered_rewards,
 )
+from .protocol import Planner
 from .reflex import ReflexController
 
 __all__ = [
     "EFEPlanner",
     "GoalPrior",
+    "Planner",
     "Preference",
     "RewardPreference",
     "ReflexController",

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from ..errors import InvalidArgumentError, ShapeError
 from .objectives import Preference
 
 Dynamics = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -46,28 +47,29 @@ class EFEPlanner:
     ``(N, d)`` or ``(N, members, d)`` and returns ``(next (N, members, d), gain (N,))``.
     """
 
-    def __init__(self, dynamics: Dynamics, preference: Preference, action_low: Tensor, action_high: Tensor,
+    def __init__(self, dynamics: Dynamics, preference: Preference, action_low: Tensor, action_high: Tensor, *,
                  horizon: int = 20, method: Method = "cem", candidates: int = 200, iterations: int = 3,
                  elites: int = 20, momentum: float = 0.1, temperature: float = 1.0, init_std: float = 0.5,
                  epistemic_weight: float = 0.0, discount: float = 1.0, seed: int = 0,
                  device: torch.device | str = "cpu") -> None:
         if method not in ("cem", "mppi"):
-            raise ValueError(f"method must be 'cem' or 'mppi', got {method!r}")
+            raise InvalidArgumentError("method", f"must be 'cem' or 'mppi', got {method!r}")
         low = torch.as_tensor(action_low, dtype=torch.float32, device=device).reshape(-1)
         high = torch.as_tensor(action_high, dtype=torch.float32, device=device).reshape(-1)
         if low.shape != high.shape or not bool(torch.isfinite(low).all() and torch.isfinite(high).all()) \
                 or not bool((high > low).all()):
-            raise ValueError("action bounds must be finite, of equal shape, with high > low")
+            raise InvalidArgumentError("action_low", "action bounds must be finite, of equal shape, with high > low")
         for name, value in (("horizon", horizon), ("candidates", candidates), ("iterations", iterations),
                             ("elites", elites)):
             if int(value) < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
+                raise InvalidArgumentError(name, f"must be at least 1, got {value}")
         if elites > candidates:
-            raise ValueError(f"elites ({elites}) cannot exceed candidates ({candidates})")
+            raise InvalidArgumentError("elites", f"({elites}) cannot exceed candidates ({candidates})")
         if not 0 <= momentum < 1 or not temperature > 0 or not init_std > 0 or not 0 < discount <= 1:
-            raise ValueError("need 0 <= momentum < 1, temperature > 0, init_std > 0, 0 < discount <= 1")
+            raise InvalidArgumentError("momentum", "need 0 <= momentum < 1, temperature > 0, init_std > 0, "
+                                                   "0 < discount <= 1")
         if epistemic_weight < 0:
-            raise ValueError(f"epistemic_weight must be non-negative, got {epistemic_weight}")
+            raise InvalidArgumentError("epistemic_weight", f"must be non-negative, got {epistemic_weight}")
         self.dynamics, self.preference = dynamics, preference
         self.low, self.high = low, high
         self.horizon, self.method, self.candidates = int(horizon), method, int(candidates)
@@ -80,10 +82,18 @@ class EFEPlanner:
         self._half = (high - low) / 2
         self.mean: Tensor | None = None  # warm start, (E, H, a) in [-1, 1] units
         self.std: Tensor | None = None
+        self.last_plan: Tensor | None = None  # the searched action sequences of the last plan, (E, H, a)
 
     @property
     def action_dim(self) -> int:
+        """Size of one action."""
         return self.low.numel()
+
+    def set_dynamics(self, dynamics: Dynamics) -> None:
+        """Plan with ``dynamics`` from now on (e.g. after a model refit); the warm start is kept."""
+        if not callable(dynamics):
+            raise InvalidArgumentError("dynamics", f"must be callable, got {type(dynamics).__name__}")
+        self.dynamics = dynamics
 
     def reset(self, rows: Tensor | None = None) -> None:
         """Forget the warm start (of all environments, or of the boolean ``rows``)."""
@@ -129,9 +139,9 @@ class EFEPlanner:
         """
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         if obs.ndim != 2:
-            raise ValueError(f"obs must be (n_envs, obs_dim), got shape {tuple(obs.shape)}")
+            raise ShapeError("obs", f"must be (n_envs, obs_dim), got shape {tuple(obs.shape)}")
         if not bool(torch.isfinite(obs).all()):
-            raise ValueError("obs must be finite")
+            raise InvalidArgumentError("obs", "must be finite")
         e, h, a = obs.shape[0], self.horizon, self.action_dim
         if self.mean is None or self.mean.shape[0] != e:
             self.mean = torch.zeros(e, h, a, device=self.device)
@@ -141,7 +151,7 @@ class EFEPlanner:
             return action
         rows = torch.as_tensor(rows, dtype=torch.bool, device=self.device).reshape(-1)
         if rows.shape[0] != e:
-            raise ValueError(f"rows has {rows.shape[0]} entries for {e} environments")
+            raise ShapeError("rows", f"has {rows.shape[0]} entries for {e} environments")
         action, mean, std = self._search(obs[rows], self.mean[rows])
         self.mean[rows], self.std[rows] = mean, std  # type: ignore[index]
         return action

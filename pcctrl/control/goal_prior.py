@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..errors import InvalidArgumentError
+
 
 class GoalPrior(nn.Module):
     """Prior preference over the next observation (and optionally a control-cost prior).
@@ -23,19 +25,21 @@ class GoalPrior(nn.Module):
         prec = torch.as_tensor(precision, dtype=torch.float32)
         size = goal_t.numel()
         if size < 1 or not bool(torch.isfinite(goal_t).all()):
-            raise ValueError("goal must be a non-empty finite vector")
+            raise InvalidArgumentError("goal", "must be a non-empty finite vector")
         if prec.ndim == 0:
             prec = prec * torch.eye(size)
         elif prec.ndim == 1:
             if prec.numel() != size:
-                raise ValueError(f"a diagonal precision needs {size} entries, got {prec.numel()}")
+                raise InvalidArgumentError("precision", f"a diagonal precision needs {size} entries, "
+                                                        f"got {prec.numel()}")
             prec = torch.diag(prec)
         if prec.shape != (size, size):
-            raise ValueError(f"precision must be a number, a length-{size} vector or a {size}x{size} matrix")
+            raise InvalidArgumentError("precision",
+                                       f"must be a number, a length-{size} vector or a {size}x{size} matrix")
         if not bool(torch.allclose(prec, prec.T)) or bool((torch.linalg.eigvalsh(prec) < 0).any()):
-            raise ValueError("precision must be symmetric positive semi-definite")
+            raise InvalidArgumentError("precision", "must be symmetric positive semi-definite")
         if action_precision < 0:
-            raise ValueError(f"action_precision must be non-negative, got {action_precision}")
+            raise InvalidArgumentError("action_precision", f"must be non-negative, got {action_precision}")
         self.register_buffer("goal", goal_t)
         self.register_buffer("precision", prec)
         self.action_precision = float(action_precision)
@@ -43,7 +47,8 @@ class GoalPrior(nn.Module):
     def log_preference(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
         """Log preference of each transition, shape ``next_obs.shape[:-1]``."""
         if next_obs.shape[-1] != self.goal.numel():
-            raise ValueError(f"observations have {next_obs.shape[-1]} entries, the goal has {self.goal.numel()}")
+            raise InvalidArgumentError("next_obs", f"observations have {next_obs.shape[-1]} entries, "
+                                                   f"the goal has {self.goal.numel()}")
         err = next_obs - self.goal
         value = -0.5 * ((err @ self.precision) * err).sum(-1)
         if self.action_precision:

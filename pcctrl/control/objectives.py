@@ -9,6 +9,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from ..errors import InvalidArgumentError
+
 RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 TerminatedFn = Callable[[Tensor], Tensor]
 
@@ -45,9 +47,9 @@ class RewardPreference:
     def __init__(self, reward: RewardFn, tau: float = 1.0, terminated: TerminatedFn | None = None,
                  substeps: int = 1) -> None:
         if not tau > 0:
-            raise ValueError(f"tau must be positive, got {tau}")
+            raise InvalidArgumentError("tau", f"must be positive, got {tau}")
         if int(substeps) != substeps or substeps < 1:
-            raise ValueError(f"substeps must be an integer >= 1, got {substeps}")
+            raise InvalidArgumentError("substeps", f"must be an integer >= 1, got {substeps}")
         self.reward, self.tau, self._terminated = reward, float(tau), terminated
         self.substeps = int(substeps)
 
@@ -82,7 +84,7 @@ class SummedPreference:
 
     def __init__(self, *parts: Preference) -> None:
         if not parts:
-            raise ValueError("SummedPreference needs at least one preference")
+            raise InvalidArgumentError("preferences", "SummedPreference needs at least one preference")
         self.parts = parts
 
     def log_preference(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:

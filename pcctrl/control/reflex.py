@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidArgumentError
+from ..errors import DTypeError, InvalidArgumentError, ShapeError
 
 
 def _per_order(value: Any, name: str, order: int, dim: int, allow_zero: bool = True) -> np.ndarray:
@@ -186,15 +186,38 @@ class ReflexController:
         self.set_goal(arrays["goal"])
         self.mu, self.action, self.prev = arrays["mu"], arrays["action"], arrays["prev"]
 
+    def to_checkpoint(self) -> dict[str, Any]:
+        """Settings and state as checkpoint data (see :mod:`pcctrl.runtime.checkpoint`)."""
+        return {
+            "settings": {"goal": self.goal.copy(), "order": self.order, "sensed_orders": self.sensed_orders,
+                         "sensory_precision": self.pi_z.copy(), "prior_precision": self.pi_w.copy(),
+                         "alpha": self.alpha, "action_gain": self.action_gain, "dt": self.dt, "iters": self.iters,
+                         "perception_lr": self.perception_lr, "sensor_gain": self.sensor_gain.copy(),
+                         "integral": self.integral, "action_low": self.action_low.copy(),
+                         "action_high": self.action_high.copy(), "max_rate": self.max_rate.copy(),
+                         "initial_action": self.initial_action.copy()},
+            "state": self.get_state(), "last_iters": self.last_iters,
+        }
+
+    @classmethod
+    def from_checkpoint(cls, data: dict[str, Any]) -> "ReflexController":
+        """Rebuild a :meth:`to_checkpoint` controller (the constructor validates every setting)."""
+        controller = cls(**data["settings"])
+        controller.set_state(data["state"])
+        controller.last_iters = int(data["last_iters"])
+        return controller
+
     # ---- step -------------------------------------------------------------------------------
 
     def _check(self, obs: Any) -> np.ndarray:
+        if np.iscomplexobj(obs):
+            raise DTypeError("obs", "is complex; readings must be real numbers")
         try:
             y = np.array(obs, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentError("obs", f"cannot be read as numbers ({exc})") from exc
         if y.shape != (self.obs_size,):
-            raise InvalidArgumentError("obs", f"expected shape ({self.obs_size},), got {y.shape}")
+            raise ShapeError("obs", f"expected shape ({self.obs_size},), got {y.shape}")
         if not np.isfinite(y.sum()):
             y[~np.isfinite(y)] = np.nan
         return y

@@ -3,5 +3,6 @@
 from .belief import Belief
 from .belief_wrapper import BeliefObservation
 from .pc_filter import PCFilter
+from .perception import Perception
 
-__all__ = ["Belief", "BeliefObservation", "PCFilter"]
+__all__ = ["Belief", "BeliefObservation", "PCFilter", "Perception"]

@@ -13,6 +13,8 @@ from ..core import PCNetwork, Precision
 from ..core.learning import ALGORITHMS
 from .normalizer import Normalizer
 
+from ..errors import InvalidArgumentError, ShapeError
+
 TRAINERS: tuple[str, ...] = (*ALGORITHMS, "bp")
 
 
@@ -54,21 +56,21 @@ class DynamicsEnsemble(nn.Module):
     ``"ipc"``) or ``"bp"``: the same energy minimised by autograd, for ablation.
     """
 
-    def __init__(self, obs_dim: int, action_dim: int, members: int = 5, hidden: tuple[int, ...] = (200, 200),
+    def __init__(self, obs_dim: int, action_dim: int, members: int = 5, hidden: tuple[int, ...] = (200, 200), *,
                  trainer: str = "exact", T: int | None = None, x_lr: float | None = None, lr: float = 1e-3,
                  weight_decay: float = 1e-5, batch_size: int = 256, max_log_precision: float = 8.0,
                  seed: int = 0) -> None:
         super().__init__()
         if obs_dim < 1 or action_dim < 1:
-            raise ValueError(f"obs_dim and action_dim must be positive, got {obs_dim}, {action_dim}")
+            raise InvalidArgumentError("obs_dim", f"and action_dim must be positive, got {obs_dim}, {action_dim}")
         if members < 1:
-            raise ValueError(f"members must be at least 1, got {members}")
+            raise InvalidArgumentError("members", f"must be at least 1, got {members}")
         if not hidden or any(h < 1 for h in hidden):
-            raise ValueError(f"hidden must be a non-empty tuple of positive widths, got {hidden}")
+            raise InvalidArgumentError("hidden", f"must be a non-empty tuple of positive widths, got {hidden}")
         if trainer not in TRAINERS:
-            raise ValueError(f"unknown trainer {trainer!r}; choose one of {list(TRAINERS)}")
+            raise InvalidArgumentError("trainer", f"unknown trainer {trainer!r}; choose one of {list(TRAINERS)}")
         if batch_size < 1 or not lr > 0:
-            raise ValueError(f"batch_size and lr must be positive, got {batch_size}, {lr}")
+            raise InvalidArgumentError("batch_size", f"and lr must be positive, got {batch_size}, {lr}")
         self.obs_dim, self.action_dim, self.members = obs_dim, action_dim, members
         self.hidden, self.trainer, self.batch_size = tuple(hidden), trainer, batch_size
         self.max_log_precision = float(max_log_precision)
@@ -99,7 +101,7 @@ class DynamicsEnsemble(nn.Module):
 
     def _check(self, obs: Tensor, actions: Tensor) -> None:
         if obs.shape[-1] != self.obs_dim or actions.shape[-1] != self.action_dim:
-            raise ValueError(f"expected obs (..., {self.obs_dim}) and actions (..., {self.action_dim}), "
+            raise ShapeError("obs", f"expected obs (..., {self.obs_dim}) and actions (..., {self.action_dim}), "
                              f"got {tuple(obs.shape)} and {tuple(actions.shape)}")
 
     def fit(self, obs: Tensor, actions: Tensor, next_obs: Tensor, steps: int,
@@ -111,15 +113,15 @@ class DynamicsEnsemble(nn.Module):
         """
         self._check(obs, actions)
         if obs.ndim != 2 or obs.shape != next_obs.shape or obs.shape[0] != actions.shape[0] or obs.shape[0] < 1:
-            raise ValueError(f"fit needs obs, actions, next_obs of shapes (n, {self.obs_dim}), (n, {self.action_dim}), "
+            raise ShapeError("obs", f"fit needs obs, actions, next_obs of shapes (n, {self.obs_dim}), (n, {self.action_dim}), "
                              f"(n, {self.obs_dim}), got {tuple(obs.shape)}, {tuple(actions.shape)}, {tuple(next_obs.shape)}")
         if steps < 0:
-            raise ValueError(f"steps must be non-negative, got {steps}")
+            raise InvalidArgumentError("steps", f"must be non-negative, got {steps}")
         device = self.device
         inputs = torch.cat((obs, actions), -1).to(device, torch.float32)
         targets = (next_obs - obs).to(device, torch.float32)
         if not bool(torch.isfinite(inputs).all() and torch.isfinite(targets).all()):
-            raise ValueError("training data must be finite")
+            raise InvalidArgumentError("obs", "training data must be finite")
         if refit_normalizers:
             self.input_norm.fit(inputs)
             self.target_norm.fit(targets)
@@ -162,7 +164,7 @@ class DynamicsEnsemble(nn.Module):
         if actions.ndim == 2:
             actions = actions.unsqueeze(1).expand(-1, self.members, -1)
         if obs.ndim != 3 or obs.shape[1] != self.members or actions.shape[:2] != obs.shape[:2]:
-            raise ValueError(f"expected obs (B, {self.members}, {self.obs_dim}) and matching actions, "
+            raise ShapeError("obs", f"expected obs (B, {self.members}, {self.obs_dim}) and matching actions, "
                              f"got {tuple(obs.shape)} and {tuple(actions.shape)}")
         z = self.net(self.input_norm(torch.cat((obs, actions), -1)))
         mean = obs + self.target_norm.inverse(z)

@@ -70,3 +70,20 @@ class LinearGaussianModel(StateSpaceModel):
     def linearize_observation(self, s: Tensor) -> tuple[Tensor, Tensor]:
         """``(C s, C)`` (``C`` broadcast over the batch)."""
         return self._linear_observation(s), self.C.expand(s.shape[0], -1, -1)
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """Matrices, settings and every tensor (``state_dict``) as checkpoint data."""
+        with torch.no_grad():
+            return {"A": self.A.detach().clone(), "B": self.B.detach().clone(), "C": self.C.detach().clone(),
+                    "Q": self.process_cov().detach().clone(), "R": self.obs_cov().detach().clone(),
+                    "learnable": self.obs_noise.learnable, "dtype": self.dtype,
+                    "state_dict": {k: v.detach().clone() for k, v in self.state_dict().items()}}
+
+    @classmethod
+    def from_checkpoint(cls, data: dict[str, Any]) -> "LinearGaussianModel":
+        """Rebuild a :meth:`to_checkpoint` model; its tensors are restored bit for bit."""
+        B = data["B"] if data["B"].shape[1] > 0 else None
+        model = cls(data["A"], B, data["C"], data["Q"], data["R"], learnable=bool(data["learnable"]),
+                    dtype=data["dtype"])
+        model.load_state_dict(data["state_dict"], strict=True)
+        return model

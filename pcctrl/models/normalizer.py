@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..errors import InvalidArgumentError, ShapeError
+
 
 class Normalizer(nn.Module):
     """Maps ``x`` to ``(x - mean) / std`` per feature; ``fit`` sets the statistics from data.
@@ -16,9 +18,9 @@ class Normalizer(nn.Module):
     def __init__(self, size: int, min_std: float = 1e-6) -> None:
         super().__init__()
         if size < 1:
-            raise ValueError(f"size must be a positive number of features, got {size}")
+            raise InvalidArgumentError("size", f"must be a positive number of features, got {size}")
         if not min_std > 0:
-            raise ValueError(f"min_std must be positive, got {min_std}")
+            raise InvalidArgumentError("min_std", f"must be positive, got {min_std}")
         self.size = size
         self.min_std = float(min_std)
         self.register_buffer("mean", torch.zeros(size))
@@ -27,11 +29,11 @@ class Normalizer(nn.Module):
     def fit(self, data: Tensor) -> "Normalizer":
         """Set mean and std from ``data`` of shape ``(n, size)``."""
         if data.ndim != 2 or data.shape[1] != self.size:
-            raise ValueError(f"expected data of shape (n, {self.size}), got {tuple(data.shape)}")
+            raise ShapeError("data", f"expected data of shape (n, {self.size}), got {tuple(data.shape)}")
         if data.shape[0] < 1:
-            raise ValueError("cannot fit a normalizer to zero samples")
+            raise ShapeError("data", "cannot fit a normalizer to zero samples")
         if not bool(torch.isfinite(data).all()):
-            raise ValueError("cannot fit a normalizer to non-finite data")
+            raise InvalidArgumentError("data", "cannot fit a normalizer to non-finite data")
         data = data.to(self.mean)
         self.mean.copy_(data.mean(0))
         std = data.std(0, unbiased=False) if data.shape[0] > 1 else torch.ones_like(self.std)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -34,6 +36,20 @@ class PendulumModel(StateSpaceModel):
         # G = ([cos theta, sin theta] @ _g_basis).view(2, 2) = [[-sin theta, 0], [cos theta, 0]].
         self.register_buffer("_g_basis", torch.tensor([[0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0]], dtype=dtype),
                              persistent=False)
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """Constants, noise covariances and dtype as checkpoint data."""
+        return {"dt": self.dt, "g": self.gravity, "max_speed": self.max_speed, "max_torque": self.max_torque,
+                "process_cov": self.process_cov().detach().clone(), "obs_cov": self.obs_cov().detach().clone(),
+                "dtype": self.dtype, "state_dict": {k: v.detach().clone() for k, v in self.state_dict().items()}}
+
+    @classmethod
+    def from_checkpoint(cls, data: dict[str, Any]) -> "PendulumModel":
+        """Rebuild a :meth:`to_checkpoint` model; its tensors are restored bit for bit."""
+        model = cls(data["dt"], data["g"], data["max_speed"], data["max_torque"], data["process_cov"],
+                    data["obs_cov"], data["dtype"])
+        model.load_state_dict(data["state_dict"], strict=True)
+        return model
 
     def _raw_speed(self, s: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
         theta = s[:, :1]

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import InvalidArgumentError, ShapeError
+
 
 class Transitions(NamedTuple):
     """A batch of transitions as float tensors: ``(n, obs_dim)``, ``(n, act_dim)``, ``(n,)``..."""
@@ -24,9 +26,9 @@ class ReplayBuffer:
 
     def __init__(self, obs_dim: int, action_dim: int, capacity: int = 1_000_000) -> None:
         if obs_dim < 1 or action_dim < 1:
-            raise ValueError(f"obs_dim and action_dim must be positive, got {obs_dim}, {action_dim}")
+            raise InvalidArgumentError("obs_dim", f"and action_dim must be positive, got {obs_dim}, {action_dim}")
         if capacity < 1:
-            raise ValueError(f"capacity must be positive, got {capacity}")
+            raise InvalidArgumentError("capacity", f"must be positive, got {capacity}")
         self.obs_dim, self.action_dim, self.capacity = obs_dim, action_dim, capacity
         self._obs = np.zeros((capacity, obs_dim), dtype=np.float32)
         self._actions = np.zeros((capacity, action_dim), dtype=np.float32)
@@ -46,13 +48,15 @@ class ReplayBuffer:
         action = np.asarray(action, dtype=np.float32).reshape(-1)
         next_obs = np.asarray(next_obs, dtype=np.float32).reshape(-1)
         if obs.shape != (self.obs_dim,) or next_obs.shape != (self.obs_dim,):
-            raise ValueError(f"observations must have {self.obs_dim} entries, got {obs.size} and {next_obs.size}")
+            raise ShapeError("obs", f"observations must have {self.obs_dim} entries, got {obs.size} and "
+                                    f"{next_obs.size}")
         if action.shape != (self.action_dim,):
-            raise ValueError(f"actions must have {self.action_dim} entries, got {action.size}")
+            raise ShapeError("action", f"actions must have {self.action_dim} entries, got {action.size}")
         reward = float(reward)
         if not (np.isfinite(obs).all() and np.isfinite(action).all() and np.isfinite(next_obs).all()
                 and np.isfinite(reward)):
-            raise ValueError("a transition must be finite (got NaN or inf in obs, action, next obs or reward)")
+            raise InvalidArgumentError("transition", "a transition must be finite (got NaN or inf in obs, action, "
+                                                     "next obs or reward)")
         i = self._pos
         self._obs[i], self._actions[i], self._next_obs[i] = obs, action, next_obs
         self._rewards[i], self._terminated[i] = reward, float(terminated)

@@ -8,15 +8,17 @@ from torch import Tensor, nn
 from ..core import PCNetwork
 from .normalizer import Normalizer
 
+from ..errors import InvalidArgumentError, ShapeError
+
 
 class RewardModel(nn.Module):
     """An MLP on normalised ``[o, a, o']`` trained by ``PCNetwork.train_step`` (``algorithm``)."""
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...] = (64, 64),
+    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...] = (64, 64), *,
                  algorithm: str = "exact", lr: float = 1e-3, batch_size: int = 256, seed: int = 0) -> None:
         super().__init__()
         if obs_dim < 1 or action_dim < 1 or not hidden or any(h < 1 for h in hidden):
-            raise ValueError("obs_dim, action_dim and every hidden width must be positive")
+            raise InvalidArgumentError("hidden", "obs_dim, action_dim and every hidden width must be positive")
         self.obs_dim, self.action_dim, self.batch_size = obs_dim, action_dim, batch_size
         self._generator = torch.Generator().manual_seed(seed)
         sizes = (2 * obs_dim + action_dim, *hidden, 1)
@@ -37,7 +39,8 @@ class RewardModel(nn.Module):
         x = torch.cat((obs, actions, next_obs), -1).float()
         y = rewards.reshape(-1, 1).float()
         if x.shape != (y.shape[0], self.input_norm.size):
-            raise ValueError(f"expected n transitions of obs {self.obs_dim}, action {self.action_dim}, got {tuple(x.shape)}")
+            raise ShapeError("obs", f"expected n transitions of obs {self.obs_dim}, action {self.action_dim}, got "
+                                    f"{tuple(x.shape)}")
         self.input_norm.fit(x)
         self.target_norm.fit(y)
         xn, yn = self.input_norm(x), self.target_norm(y)

@@ -1,9 +1,9 @@
 """Embedding pcctrl controllers in robot loops: step API, deadlines, latency, input policy, export."""
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, register_checkpoint_kind, save_checkpoint
 from .deadline import StepDeadline
 from .export import ExportedController, export
-from .filter_planner import BatchedPlanner, FilterPlannerController
+from .filter_planner import FilterPlannerController
 from .filter_reflex import FilterReflexController
 from .input_policy import sanitize_observation
 from .latency import LatencyStats
@@ -11,7 +11,6 @@ from .protocol import Controller, Planner
 from .realtime import RealtimeController
 
 __all__ = [
-    "BatchedPlanner",
     "Controller",
     "ExportedController",
     "FilterPlannerController",
@@ -22,6 +21,7 @@ __all__ = [
     "StepDeadline",
     "export",
     "load_checkpoint",
+    "register_checkpoint_kind",
     "sanitize_observation",
     "save_checkpoint",
 ]

@@ -1,56 +1,39 @@
-"""``FilterPlannerController``: a PC filter's belief feeds a planner (e.g. ``EFEPlanner``)."""
+"""``FilterPlannerController``: a PC filter's belief feeds a batched planner (e.g. ``EFEPlanner``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
-from ..estimation.pc_filter import PCFilter
+from ..control.protocol import Planner
 from ..errors import InvalidArgumentError
+from ..estimation.belief import Belief
+from ..estimation.pc_filter import PCFilter
+from ..estimation.perception import Features, Perception
 from .input_policy import sanitize_observation
-from .protocol import Deadline, Planner
-
-
-class BatchedPlanner:
-    """A batched planner (``plan(obs (E, d)) -> (E, a)``, such as ``EFEPlanner``) as a runtime ``Planner``.
-
-    ``features`` maps the belief mean to what the planner plans on (for the pendulum,
-    ``[cos th, sin th, th_dot]``); by default the mean itself.
-    """
-
-    def __init__(self, planner: Any, features: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
-        if not callable(getattr(planner, "plan", None)):
-            raise InvalidArgumentError("planner", "needs a plan(obs) -> action method")
-        self.planner, self.features = planner, features
-
-    def plan(self, belief_mean: np.ndarray) -> np.ndarray:
-        """The planner's action for a batch of one, as a float64 array."""
-        x = belief_mean if self.features is None else self.features(belief_mean)
-        action = self.planner.plan(np.asarray(x, dtype=np.float32)[None])
-        if hasattr(action, "detach"):
-            action = action.detach().cpu().numpy()
-        return np.asarray(action, dtype=np.float64)[0]
-
-    def reset(self) -> None:
-        """Forget the planner's warm start, if it keeps one."""
-        if callable(getattr(self.planner, "reset", None)):
-            self.planner.reset()
+from .protocol import Deadline
 
 
 class FilterPlannerController:
-    """Estimate with ``filt``, act with ``planner.plan(belief_mean)``; clip to ``[low, high]``.
+    """Estimate with ``filt``, act with ``planner``; numpy readings in, a clipped numpy action out.
 
-    The planner sees the belief mean as a float64 numpy array; its action is checked (shape
-    ``(action_dim,)``, finite) before it is used, so a bad plan never reaches the filter or the
-    robot. The planner is treated as one indivisible unit of work: a deadline is not passed in.
+    The reading goes through the same :class:`~pcctrl.estimation.Perception` step as the
+    agent's (a batch of one): the belief starts at ``initial_mean``/``initial_cov`` and is
+    corrected by the first reading, then updated with the last action at every step.
+    ``features`` maps belief means ``(1, n)`` to what the planner plans on (default: the mean),
+    in the filter's dtype (``EFEPlanner`` casts to its own).
+    The planner's action is checked (shape ``(action_dim,)``, finite) before it is used, so a bad
+    plan never reaches the filter or the robot. The planner is one indivisible unit of work: a
+    deadline is not passed in.
     """
 
-    def __init__(self, filt: PCFilter, planner: Planner, action_low: Any = None, action_high: Any = None,
-                 initial_mean: Any = None, initial_cov: Any = None) -> None:
+    def __init__(self, filt: PCFilter, planner: Planner, action_low: Any = None, action_high: Any = None, *,
+                 initial_mean: Any = None, initial_cov: Any = None, features: Features | None = None,
+                 feature_dim: int | None = None) -> None:
         if not callable(getattr(planner, "plan", None)):
-            raise InvalidArgumentError("planner", "needs a plan(belief_mean) -> action method")
+            raise InvalidArgumentError("planner", "needs a plan(features (E, d), rows=None) -> actions (E, a) method")
         model = filt.model
         m, n = model.action_dim, model.state_dim
         self.filter, self.planner = filt, planner
@@ -58,14 +41,21 @@ class FilterPlannerController:
             np.asarray(action_low, dtype=np.float64), (m,)).copy()
         self.action_high = np.full(m, np.inf) if action_high is None else np.broadcast_to(
             np.asarray(action_high, dtype=np.float64), (m,)).copy()
-        self.initial_mean = np.zeros(n) if initial_mean is None else np.asarray(initial_mean, dtype=np.float64)
-        self.initial_cov = np.eye(n) if initial_cov is None else np.asarray(initial_cov, dtype=np.float64)
+        mean0 = np.zeros(n) if initial_mean is None else np.asarray(initial_mean, dtype=np.float64)
+        cov0 = np.eye(n) if initial_cov is None else np.asarray(initial_cov, dtype=np.float64)
+        self.perception = Perception(model.obs_dim, filt, initial=lambda _obs: (mean0, cov0), features=features,
+                                     feature_dim=feature_dim, dtype=None)
         self.obs_size, self.action_dim = model.obs_dim, m
         self.action = np.zeros(m)
         self.reset_done = False
 
-    def _plan(self, mean: np.ndarray) -> np.ndarray:
-        raw = self.planner.plan(mean.copy())
+    @property
+    def belief(self) -> Belief | None:
+        """The filter's belief (a batch of one) after the last reading."""
+        return self.perception.belief
+
+    def _plan(self, features: torch.Tensor) -> np.ndarray:
+        raw = self.planner.plan(features)
         if hasattr(raw, "detach"):
             raw = raw.detach().cpu().numpy()
         a = np.asarray(raw, dtype=np.float64).reshape(-1)
@@ -74,20 +64,22 @@ class FilterPlannerController:
         return np.clip(a, self.action_low, self.action_high)
 
     def reset(self, obs: Any) -> None:
-        """Belief from the prior and the first reading; the planner's own reset if it has one."""
+        """Belief from the prior and the first reading; forget the planner's warm start."""
         y = sanitize_observation(obs, self.obs_size)
-        self.filter.reset(self.initial_mean, self.initial_cov)
-        self.filter.correct(y)
+        self.perception.reset()
+        self.perception.step(y[None], np.ones(1, dtype=bool))
         if callable(getattr(self.planner, "reset", None)):
             self.planner.reset()
         self.action = np.zeros(self.action_dim)
+        self.perception.record_actions(self.action[None])
         self.reset_done = True
 
     def step(self, obs: Any, deadline: Deadline | None = None) -> np.ndarray:
-        """Filter update with the last action, then plan from the belief mean."""
+        """Filter update with the last action, then plan from the belief's features."""
         if not self.reset_done:
             raise RuntimeError("call reset(obs) before step(obs)")
         y = sanitize_observation(obs, self.obs_size)
-        belief = self.filter.update(y, self.action)
-        self.action = self._plan(belief.mean.numpy())
+        features = self.perception.step(y[None], np.zeros(1, dtype=bool))
+        self.action = self._plan(features)
+        self.perception.record_actions(self.action[None])
         return self.action.copy()

@@ -75,3 +75,17 @@ class FilterReflexController:
             self.reflex.set_state(saved)
             raise
         self.reset_done = True
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """Filter, reflex, index map and prior as checkpoint data (see :mod:`pcctrl.runtime.checkpoint`)."""
+        return {"filter": self.filter, "reflex": self.reflex, "sensed": self.sensed.copy(),
+                "initial_mean": self.initial_mean.copy(), "initial_cov": self.initial_cov.copy(),
+                "reset_done": self.reset_done}
+
+    @classmethod
+    def from_checkpoint(cls, data: dict[str, Any]) -> "FilterReflexController":
+        """Rebuild a :meth:`to_checkpoint` controller (filter and reflex arrive rebuilt)."""
+        controller = cls(data["filter"], data["reflex"], sensed=data["sensed"], initial_mean=data["initial_mean"],
+                         initial_cov=data["initial_cov"])
+        controller.reset_done = bool(data["reset_done"])
+        return controller

@@ -1,4 +1,4 @@
-"""The ``Controller`` and ``Planner`` protocols: what a robot loop and the runtime rely on."""
+"""The ``Controller`` protocol (what a robot loop relies on); ``Planner`` is :mod:`pcctrl.control.protocol`'s."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from ..control.protocol import Planner
 
 Deadline = Callable[[], bool]
 """A zero-argument callable that is true once the step's time budget is spent."""
@@ -26,9 +28,4 @@ class Controller(Protocol):
         """One control tick; returns the action to apply now."""
 
 
-@runtime_checkable
-class Planner(Protocol):
-    """Anything that maps a belief mean to an action (e.g. :class:`pcctrl.control.efe_planner.EFEPlanner`)."""
-
-    def plan(self, belief_mean: np.ndarray) -> np.ndarray:
-        """The action to take from the state whose belief mean is given."""
+__all__ = ["Controller", "Deadline", "Planner"]

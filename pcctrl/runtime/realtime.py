@@ -7,9 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
 from .deadline import Clock, StepDeadline
 from .latency import LatencyStats
 from .protocol import Controller
+
+# Clocks a checkpoint can name (it stores no code, so a custom clock cannot be saved).
+_CLOCKS = {"perf_counter": time.perf_counter, "monotonic": time.monotonic, "time": time.time}
 
 
 class RealtimeController:
@@ -41,3 +45,20 @@ class RealtimeController:
         end = self.clock()
         self.stats.record(end - start, end > deadline.end)
         return action
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """Inner controller, budget, clock name and statistics as checkpoint data.
+
+        Raises :class:`~pcctrl.errors.InvalidArgumentError` for a clock other than
+        ``time.perf_counter``, ``time.monotonic`` or ``time.time`` (a checkpoint holds no code).
+        """
+        names = [name for name, clock in _CLOCKS.items() if clock is self.clock]
+        if not names:
+            raise InvalidArgumentError("clock", "a custom clock cannot be saved in a checkpoint (it stores no code); "
+                                                "use time.perf_counter, or save the inner controller")
+        return {"controller": self.controller, "budget_s": self.budget_s, "clock": names[0], "stats": self.stats}
+
+    @classmethod
+    def from_checkpoint(cls, data: dict[str, Any]) -> "RealtimeController":
+        """Rebuild a :meth:`to_checkpoint` controller."""
+        return cls(data["controller"], budget_s=data["budget_s"], clock=_CLOCKS[data["clock"]], stats=data["stats"])

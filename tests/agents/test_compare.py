@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pcctrl.agents.compare import CompareError, compare
+from pcctrl.agents.comparison import CompareError, compare
 from pcctrl.agents.registry import (
     AgentUnavailableError,
     UnknownAgentError,
@@ -252,7 +252,7 @@ def test_registry_names_and_lazy_aif():
         register_agent("sac", LinearAgent)
     with pytest.raises(ValueError, match="module:attribute"):
         register_agent("bad", "no_colon_here")
-    code = ("import sys, pcctrl.agents.compare, pcctrl.agents.compare_cli; "
+    code = ("import sys, pcctrl.agents.comparison, pcctrl.agents.compare_cli; "
             "print('pcctrl.agents.active_inference' in sys.modules)")
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert imported.stdout.strip() == "False"

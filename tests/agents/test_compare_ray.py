@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pcctrl.agents.backends import RayStartError
-from pcctrl.agents.compare import compare
+from pcctrl.agents import compare
 from pcctrl.agents.registry import register_agent, unregister_agent
 from pcctrl.agents.results import COLUMNS
 

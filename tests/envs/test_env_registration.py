@@ -168,5 +168,5 @@ def test_random_rollout_keeps_true_states_and_is_seeded() -> None:
     sys = env.unwrapped
     residual = first.states[1:] - (first.states[:-1] @ sys.A.T + first.actions @ sys.B.T)
     assert np.abs(residual).max() < 6 * np.sqrt(np.diag(sys.Q)).max()
-    with pytest.raises(ValueError, match="steps must be at least 1"):
+    with pytest.raises(ValueError, match="steps: must be at least 1"):
         random_rollout("pcctrl/LinearTracking-v0", 0, seed=0)

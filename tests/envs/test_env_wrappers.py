@@ -254,8 +254,8 @@ class DiscreteObsEnv(CounterEnv):
 @pytest.mark.parametrize(
     ("make", "error", "name"),
     [
-        (lambda: SensorDropout(CounterEnv(), p=-0.1), ValueError, "p must"),
-        (lambda: SensorDropout(CounterEnv(), p=1.5), ValueError, "p must"),
+        (lambda: SensorDropout(CounterEnv(), p=-0.1), ValueError, "p: must"),
+        (lambda: SensorDropout(CounterEnv(), p=1.5), ValueError, "p: must"),
         (lambda: SensorDropout(CounterEnv(), p=0.1, mode="zero"), ValueError, "mode"),
         (lambda: SensorDropout(CounterEnv(3), p=0.1, indices=[3]), ValueError, "indices"),
         (lambda: SensorDropout(CounterEnv(dtype=np.int64), p=0.1), TypeError, "env.observation_space"),

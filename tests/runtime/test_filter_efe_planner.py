@@ -10,7 +10,7 @@ import pcctrl.envs  # noqa: F401  (registers the ids)
 from pcctrl.control import EFEPlanner, RewardPreference, closed_form_reward, known_dynamics
 from pcctrl.estimation import PCFilter
 from pcctrl.models import pendulum_model
-from pcctrl.runtime import BatchedPlanner, FilterPlannerController
+from pcctrl.runtime import FilterPlannerController
 
 DT, G = 0.05, 10.0
 
@@ -24,8 +24,8 @@ def pendulum_features_step(obs: torch.Tensor, action: torch.Tensor) -> torch.Ten
     return torch.stack((torch.cos(theta), torch.sin(theta), speed), -1)
 
 
-def features(mean: np.ndarray) -> np.ndarray:
-    return np.array([np.cos(mean[0]), np.sin(mean[0]), mean[1]])
+def features(mean: torch.Tensor) -> torch.Tensor:
+    return torch.stack((torch.cos(mean[:, 0]), torch.sin(mean[:, 0]), mean[:, 1]), -1)
 
 
 def test_filter_plus_efe_planner_swings_up_the_noisy_pendulum() -> None:
@@ -36,8 +36,8 @@ def test_filter_plus_efe_planner_swings_up_the_noisy_pendulum() -> None:
     obs, info = env.reset(seed=3)
     theta0 = float(np.arctan2(obs[1], obs[0]))
     filt = PCFilter(pendulum_model(DT, obs_noise_std=0.1, process_noise_std=0.05, dtype=torch.float64))
-    controller = FilterPlannerController(filt, BatchedPlanner(planner, features), -2.0, 2.0,
-                                         initial_mean=[theta0, 0.0], initial_cov=np.diag([0.05, 1.0]))
+    controller = FilterPlannerController(filt, planner, -2.0, 2.0, initial_mean=[theta0, 0.0],
+                                         initial_cov=np.diag([0.05, 1.0]), features=features, feature_dim=3)
     controller.reset(obs)
     upright = 0
     for _ in range(200):
@@ -45,4 +45,4 @@ def test_filter_plus_efe_planner_swings_up_the_noisy_pendulum() -> None:
         theta = (info["state"][0] + np.pi) % (2 * np.pi) - np.pi
         upright += abs(theta) < 0.3
     assert upright >= 100  # up within half an episode and held there, from noisy angle readings only
-    assert abs(filt.belief.mean[0].item() - info["state"][0]) < 0.2
+    assert abs(controller.belief.mean[0, 0].item() - info["state"][0]) < 0.2

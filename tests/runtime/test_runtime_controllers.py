@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import numpy as np
+import torch
 import pytest
 
 from pcctrl.agents.reflex import arm_controller
@@ -109,7 +110,10 @@ class GainPlanner:
     def __init__(self, gain: np.ndarray, target: np.ndarray) -> None:
         self.gain, self.target = gain, target
 
-    def plan(self, belief_mean: np.ndarray) -> np.ndarray:
+    def plan(self, features: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        return -(features - torch.as_tensor(self.target)) @ torch.as_tensor(self.gain).T
+
+    def plan_one(self, belief_mean: np.ndarray) -> np.ndarray:
         return -self.gain @ (belief_mean - self.target)
 
 
@@ -130,7 +134,7 @@ def test_filter_planner_matches_filter_then_plan():
         y = np.array([x[0] + 0.2 * np.sin(t)]) if t % 4 else np.array([np.nan])
         a = ctrl.step(y)
         mean = ref.update(y, a_prev).mean.numpy()
-        np.testing.assert_allclose(a, np.clip(planner.plan(mean), -1, 1), atol=1e-12)
+        np.testing.assert_allclose(a, np.clip(planner.plan_one(mean), -1, 1), atol=1e-12)
         a_prev = a
         x = A @ x + B @ a
     assert abs(x[0] - 1.0) < 0.1
@@ -140,8 +144,8 @@ def test_planner_returning_garbage_is_rejected():
     model = LinearGaussianModel(np.eye(1), np.eye(1), np.eye(1), 0.1, 0.1)
 
     class Bad:
-        def plan(self, mean):
-            return np.array([np.nan])
+        def plan(self, features, rows=None):
+            return torch.full((features.shape[0], 1), float("nan"))
 
     c = FilterPlannerController(PCFilter(model), Bad())
     c.reset(np.zeros(1))

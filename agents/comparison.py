@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pcctrl.errors import CheckpointError
+
 from .backends import make_backend
 from .compare_job import Job, Row, make_env
 from .plots import plot_curves
@@ -107,8 +109,10 @@ def compare(
     results: dict[int, list[Row]] = {}
     pending: list[int] = []
     for index, job in enumerate(jobs):
-        saved = read_job_file(_job_path(out, job))
+        path = _job_path(out, job)
+        saved = read_job_file(path)
         if saved is not None and saved[0] == job.identity():
+            _check_saved_rows(path, job, saved[1])
             results[index] = saved[1]
         else:
             pending.append(index)
@@ -132,6 +136,15 @@ def compare(
     key = [(jobs[i].env_id, jobs[i].agent, jobs[i].seed) for i in range(len(jobs))]
     return CompareResult(out, csv_path, plot_path, summary_path, config_path, summary, text,
                          ran=[key[i] for i in pending], skipped=[key[i] for i in range(len(jobs)) if i not in pending])
+
+
+def _check_saved_rows(path: Path, job: Job, rows: list[Row]) -> None:
+    """Refuse a job file whose rows are not this job's (another env, agent, seed or evaluation steps)."""
+    steps = [row["step"] for row in rows]
+    if steps != job.eval_steps() or any((row["env"], row["agent"], row["seed"]) != (job.env_id, job.agent, job.seed)
+                                        for row in rows):
+        raise CheckpointError(path, f"holds rows that are not those of job {job.label()!r} (steps {steps[:5]}...); "
+                                    "delete it to rerun the job")
 
 
 def _job_path(out: Path, job: Job) -> Path:

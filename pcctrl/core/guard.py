@@ -103,6 +103,30 @@ def _violation(moves: Sequence[Tensor], params: Sequence[Tensor], bound: float,
     return None
 
 
+def update_divergence(param: Tensor, index: int, moved: float, bound: float,
+                      owner: nn.Module | None) -> DivergenceError:
+    """The error raised for a weight step that moved ``param`` by ``moved`` (RMS)."""
+    names = parameter_names(owner) if owner is not None else {}
+    name = names.get(id(param), f"parameter {index} of shape {tuple(param.shape)}")
+    return DivergenceError(
+        f"the weight step would move {name} by {moved:.4g} (root-mean-square), more than "
+        f"max_update={bound:g} times (1 + its RMS): learning is diverging. Lower the "
+        "learning rate. Parameters and optimizer state were left unchanged."
+    )
+
+
+def check_moves(params: Sequence[Tensor], before: Sequence[Tensor], bound: float | None,
+                owner: nn.Module | None = None) -> None:
+    """Raise ``DivergenceError`` if some parameter moved from ``before`` by more than the bound
+    (the caller restores the parameters)."""
+    if bound is None or not params:
+        return
+    with torch.no_grad():
+        bad = _violation(torch._foreach_sub([p.detach() for p in params], list(before)), list(before), bound)
+    if bad is not None:
+        raise update_divergence(params[bad[0]], bad[0], bad[1], bound, owner)
+
+
 def guarded_step(
     optimizer: torch.optim.Optimizer,
     max_update: float | None,
@@ -120,14 +144,7 @@ def guarded_step(
     params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
 
     def fail(index: int, moved: float) -> DivergenceError:
-        param = params[index]
-        names = parameter_names(owner) if owner is not None else {}
-        name = names.get(id(param), f"parameter {index} of shape {tuple(param.shape)}")
-        return DivergenceError(
-            f"the weight step would move {name} by {moved:.4g} (root-mean-square), more than "
-            f"max_update={max_update:g} times (1 + its RMS): learning is diverging. Lower the "
-            "learning rate. Parameters and optimizer state were left unchanged."
-        )
+        return update_divergence(params[index], index, moved, max_update, owner)  # type: ignore[arg-type]
 
     rates = _sgd_lr(optimizer)
     if rates is not None:

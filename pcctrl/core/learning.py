@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ..errors import NonFiniteError
 from .energy_graph import EnergyGraph, State
-from .guard import guarded_step
+from .guard import check_moves, guarded_step
 from .inference import (
     Relaxation,
     Settings,
@@ -205,10 +205,11 @@ def _ipc_step(
 
     def weight_step(grads: list[Tensor | None]) -> None:
         write_gradients(params, [None if g is None else g / state.batch for g in grads])
-        guarded_step(optimizer, settings.guard.max_update, owner)
+        optimizer.step()
 
     try:
         relaxation = relax(graph, state, settings, weight_hook=weight_step, params=params)
+        check_moves(params, saved_params, settings.guard.max_update, owner)
     except (FloatingPointError, RuntimeError):
         with torch.no_grad():
             for param, saved in zip(params, saved_params):

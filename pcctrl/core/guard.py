@@ -10,7 +10,9 @@ host sync each):
   update bound applies.
 - **Update bound** (every algorithm): a weight step that moves a parameter tensor by more than
   ``max_update * (1 + rms(p))`` in root-mean-square is refused (plain SGD: predicted from the
-  gradient) or undone (other optimizers: parameters and optimizer state restored).
+  gradient) or undone (other optimizers: parameters and optimizer state restored). ``ipc``,
+  whose weight steps are interleaved with inference, checks the energy after each of them and
+  the move over the whole step, and rolls the whole step back.
 
 Both raise :class:`pcctrl.errors.DivergenceError` with the parameters as they were.
 """

@@ -43,7 +43,10 @@ class PCGraph(nn.Module):
     allowed (PC graphs, Salvatori et al. 2022). Clamp any subset of nodes and infer the rest:
     clamp the input to classify, the label to generate, part of a pattern to recall the rest
     (NaN entries of a clamped value are missing and are inferred). Learning uses ``"il"`` or
-    ``"ipc"``; ``"fpa"``/``"exact"`` need an acyclic graph.
+    ``"ipc"``; ``"fpa"``/``"exact"`` need an acyclic graph. ``guard`` (``DivergenceGuard``, on by
+    default; ``None`` turns it off) stops diverging relaxations and weight steps. ``infer`` uses the
+    graph's algorithm: with ``"fpa"`` predictions stay at their starting values, as in
+    ``PCNetwork.relax``.
 
     Example::
 

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import cloudpickle
 
+from pcctrl.errors import InvalidArgumentError
+
 from .compare_job import Job, Row, run_job
 from .registry import AgentSpec
 
@@ -74,7 +76,7 @@ class LocalBackend:
 
     def __init__(self, workers: int, threads: int = 1) -> None:
         if workers < 1:
-            raise ValueError("a process pool needs at least one worker")
+            raise InvalidArgumentError("workers", "a process pool needs at least one worker")
         self.workers = workers
         self.threads = threads
 
@@ -178,4 +180,4 @@ def make_backend(backend: str, workers: int, threads: int, address: str | None) 
         return RayBackend(address=address, workers=workers or None, threads=threads)
     if backend == "local":
         return InProcessBackend(threads) if workers == 0 else LocalBackend(workers, threads)
-    raise ValueError(f"unknown backend '{backend}'; choose 'local' or 'ray'")
+    raise InvalidArgumentError("backend", f"unknown backend '{backend}'; choose 'local' or 'ray'")

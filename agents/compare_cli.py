@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pcctrl.errors import InvalidArgumentError
+
 DEFAULT_ENVS = ["Pendulum-v1"]
 DEFAULT_AGENTS = "aif,sac"
 DEFAULT_STEPS = 3000
@@ -70,7 +72,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         try:
             base = dict(json.loads(args.config.read_text(encoding="utf-8"))["compare"])
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"cannot read a comparison config from {args.config}: {error}") from None
+            raise InvalidArgumentError("--config", f"cannot read a comparison config from {args.config}: {error}") from None
     agents: Any = base.get("agents", DEFAULT_AGENTS)
     if args.agents is not None:
         names = [name.strip() for name in args.agents.split(",") if name.strip()]
@@ -79,13 +81,13 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         try:
             extra = json.loads(args.agent_kwargs)
         except ValueError as error:
-            raise ValueError(f"--agent-kwargs is not JSON: {error}") from None
+            raise InvalidArgumentError("--agent-kwargs", f"is not JSON: {error}") from None
         if not isinstance(extra, dict) or not all(isinstance(v, dict) for v in extra.values()):
-            raise ValueError('--agent-kwargs must map agent names to objects, e.g. {"ppo": {"n_steps": 256}}')
+            raise InvalidArgumentError("--agent-kwargs", 'must map agent names to objects, e.g. {"ppo": {"n_steps": 256}}')
         names = [n.strip() for n in agents.split(",")] if isinstance(agents, str) else list(agents)
         unknown = sorted(set(extra) - set(names))
         if unknown:
-            raise ValueError(f"--agent-kwargs names agents that are not compared: {', '.join(unknown)}")
+            raise InvalidArgumentError("--agent-kwargs", f"names agents that are not compared: {', '.join(unknown)}")
         current = agents if isinstance(agents, dict) else {}
         agents = {name: {**current.get(name, {}), **extra.get(name, {})} for name in names}
     envs = base.get("envs", DEFAULT_ENVS)
@@ -95,10 +97,10 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.seeds is not None or args.first_seed is not None:
         count = args.seeds if args.seeds is not None else (len(seeds) if isinstance(seeds, list) else seeds)
         if count < 1:
-            raise ValueError(f"--seeds must be at least 1, got {count}")
+            raise InvalidArgumentError("--seeds", f"must be at least 1, got {count}")
         first = args.first_seed or 0
         if first < 0:
-            raise ValueError(f"--first-seed must be non-negative, got {first}")
+            raise InvalidArgumentError("--first-seed", f"must be non-negative, got {first}")
         seeds = list(range(first, first + count))
     steps = args.steps if args.steps is not None else base.get("total_timesteps", DEFAULT_STEPS)
     eval_every = args.eval_every if args.eval_every is not None else (
@@ -109,7 +111,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         try:
             parsed = float(number)
         except ValueError:
-            raise ValueError(f"--threshold takes RETURN or ENV=RETURN, got {value!r}") from None
+            raise InvalidArgumentError("--threshold", f"takes RETURN or ENV=RETURN, got {value!r}") from None
         for env_id in ([env_part] if sep else envs):
             thresholds[env_id] = parsed
 

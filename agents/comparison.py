@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pcctrl.errors import CheckpointError
+from pcctrl.errors import CheckpointError, InvalidArgumentError
 
 from .backends import make_backend
 from .compare_job import Job, Row, make_env
@@ -199,9 +199,9 @@ def _validated(envs: Any, agents: Any, total_timesteps: Any, seeds: Any, eval_ev
     """Normalized settings; ``ValueError`` with a clear message for anything wrong."""
     env_ids = [envs] if isinstance(envs, str) else list(envs)
     if not env_ids:
-        raise ValueError("no environments given")
+        raise InvalidArgumentError("envs", "no environments given")
     if len(set(env_ids)) != len(env_ids):
-        raise ValueError(f"environments repeat: {env_ids}")
+        raise InvalidArgumentError("envs", f"lists an environment twice: {env_ids}")
     for env_id in env_ids:
         _check_env_id(env_id)
 
@@ -212,16 +212,16 @@ def _validated(envs: Any, agents: Any, total_timesteps: Any, seeds: Any, eval_ev
     else:
         names = list(agents)
         if len(set(names)) != len(names):
-            raise ValueError(f"agents repeat: {names}")
+            raise InvalidArgumentError("agents", f"lists an agent twice: {names}")
         agent_kwargs = {name: {} for name in names}
     if not agent_kwargs:
-        raise ValueError("no agents given")
+        raise InvalidArgumentError("agents", "no agents given")
     for name, kwargs in agent_kwargs.items():
         get_agent(name).resolve()
         try:
             json.dumps(kwargs)
         except TypeError as error:
-            raise ValueError(f"agent '{name}': keyword arguments must be JSON data (for config.json): {error}") from None
+            raise InvalidArgumentError("agents", f"agent '{name}': keyword arguments must be JSON data (for config.json): {error}") from None
 
     _require_int("total_timesteps (steps)", total_timesteps, minimum=1)
     if eval_every is None:
@@ -234,31 +234,31 @@ def _validated(envs: Any, agents: Any, total_timesteps: Any, seeds: Any, eval_ev
     else:
         seed_list = list(seeds)
         if not seed_list:
-            raise ValueError("seeds must be a count >= 1 or a non-empty list of seeds")
+            raise InvalidArgumentError("seeds", "must be a count >= 1 or a non-empty list of seeds")
         for seed in seed_list:
             _require_int("each seed", seed, minimum=0)
         if len(set(seed_list)) != len(seed_list):
-            raise ValueError(f"seeds repeat: {seed_list}")
+            raise InvalidArgumentError("seeds", f"lists a seed twice: {seed_list}")
         seed_list = [int(seed) for seed in seed_list]
 
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+        raise InvalidArgumentError("backend", f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
     if address is not None and backend != "ray":
-        raise ValueError("address is for the ray backend; pass backend='ray' (--backend ray) with it")
+        raise InvalidArgumentError("address", "is for the ray backend; pass backend='ray' (--backend ray) with it")
     if backend == "ray":
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise ValueError("the ray backend needs Ray: pip install 'pcctrl[ray]'") from None
+            raise InvalidArgumentError("backend", "the ray backend needs Ray: pip install 'pcctrl[ray]'") from None
     if workers is not None:
         _require_int("workers", workers, minimum=0)
     _require_int("threads_per_job", threads_per_job, minimum=1)
     threshold_map = dict(thresholds or {})
     for env_id, value in threshold_map.items():
         if env_id not in env_ids:
-            raise ValueError(f"threshold given for '{env_id}', which is not among the environments {env_ids}")
+            raise InvalidArgumentError("thresholds", f"threshold given for '{env_id}', which is not among the environments {env_ids}")
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
-            raise ValueError(f"threshold for '{env_id}' must be a finite number, got {value!r}")
+            raise InvalidArgumentError("thresholds", f"threshold for '{env_id}' must be a finite number, got {value!r}")
     return {
         "envs": env_ids, "agents": agent_kwargs, "total_timesteps": int(total_timesteps), "seeds": seed_list,
         "eval_every": int(eval_every), "eval_episodes": int(eval_episodes), "out_dir": str(out_dir),
@@ -269,18 +269,18 @@ def _validated(envs: Any, agents: Any, total_timesteps: Any, seeds: Any, eval_ev
 
 def _require_int(what: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
+        raise InvalidArgumentError(what, f"must be an integer >= {minimum}, got {value!r}")
 
 
 def _check_env_id(env_id: Any) -> None:
     if not isinstance(env_id, str) or not env_id:
-        raise ValueError(f"environment ids are strings, got {env_id!r}")
+        raise InvalidArgumentError("envs", f"environment ids are strings, got {env_id!r}")
     if env_id.startswith("pcctrl/"):
         import pcctrl.envs  # noqa: F401
     try:
         gym.spec(env_id)
     except gym.error.Error as error:
-        raise ValueError(f"unknown environment '{env_id}': {error}") from None
+        raise InvalidArgumentError("envs", f"unknown environment '{env_id}': {error}") from None
 
 
 def _check_agents_build(env_ids: Iterable[str], agents: Mapping[str, Mapping[str, Any]],
@@ -294,7 +294,7 @@ def _check_agents_build(env_ids: Iterable[str], agents: Mapping[str, Mapping[str
                 try:
                     specs[name].build(env, seed, **kwargs)
                 except Exception as error:  # noqa: BLE001 — any failure here is a bad argument
-                    raise ValueError(f"agent '{name}' cannot be built on '{env_id}': "
+                    raise InvalidArgumentError("agents", f"agent '{name}' cannot be built on '{env_id}': "
                                      f"{type(error).__name__}: {error}") from error
                 finally:
                     env.close()

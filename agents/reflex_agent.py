@@ -20,7 +20,7 @@ from stable_baselines3.common.logger import Logger, configure
 
 from pcctrl.checkpoint_io import read_checkpoint, write_checkpoint
 from pcctrl.control.reflex import ReflexController
-from pcctrl.errors import CheckpointError, InvalidArgumentError
+from pcctrl.errors import CheckpointError, InvalidArgumentError, ShapeError
 from pcctrl.estimation import PCFilter
 from pcctrl.models import LinearGaussianModel
 from pcctrl.runtime.checkpoint import object_to_tree, tree_to_object
@@ -82,7 +82,7 @@ class ReflexAgent:
                  seed: int | None = None, verbose: int = 0, **controller_kwargs: Any) -> None:
         if dt is None:
             if env is None:
-                raise ValueError("dt is required when env is None")
+                raise InvalidArgumentError("dt", "is required when env is None")
             dt = float(env.unwrapped.dt)
         self.env, self.dt, self.seed, self.verbose = env, float(dt), seed, verbose
         self.goal = goal
@@ -117,7 +117,7 @@ class ReflexAgent:
     def _act(self, obs: np.ndarray, start: bool) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float64)
         if obs.ndim != 1:
-            raise ValueError(f"ReflexAgent acts on one observation at a time, got shape {obs.shape}")
+            raise ShapeError("obs", f"ReflexAgent acts on one observation at a time, got shape {obs.shape}")
         joints = obs[self.joint_obs]
         if start or not self._started:
             # The goal first: a reset starts the beliefs at the goal prior.
@@ -143,7 +143,7 @@ class ReflexAgent:
               progress_bar: bool = False, log_interval: int = 1) -> "ReflexAgent":
         """Roll out ``total_timesteps`` env steps (nothing is trained) and log episode returns."""
         if self.env is None:
-            raise ValueError("learn needs an env")
+            raise InvalidArgumentError("env", "learn needs one; pass env= when building the agent")
         obs, _ = self.env.reset(seed=self.seed)
         action = self._act(obs, True)
         ret, episodes = 0.0, 0

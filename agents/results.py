@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from pcctrl.checkpoint_io import atomic_write_bytes
-from pcctrl.errors import CheckpointError
+from pcctrl.errors import CheckpointError, InvalidArgumentError
 
 COLUMNS = ("env", "agent", "seed", "step", "eval_return_mean", "eval_return_std", "wall_time")
 Row = dict[str, Any]
@@ -47,7 +47,7 @@ def default_threshold(env_id: str) -> float | None:
 def t_quantile_975(dof: int) -> float:
     """Student's t 97.5% quantile (two-sided 95% interval) for ``dof`` degrees of freedom."""
     if dof < 1:
-        raise ValueError("a t interval needs at least one degree of freedom (two samples)")
+        raise InvalidArgumentError("dof", "a t interval needs at least one degree of freedom (two samples)")
     if dof in _T_975:
         return _T_975[dof]
     known = sorted(_T_975)

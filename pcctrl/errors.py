@@ -83,6 +83,11 @@ class DivergenceError(PCError, FloatingPointError):
     documented bound); raised before any parameter or belief changes."""
 
 
+class NotReadyError(PCError, RuntimeError):
+    """An object used before it is ready: ``step`` before ``reset``, a graph used before it is
+    built, a model queried before it is fitted. Nothing changes; call the named method first."""
+
+
 class CheckpointError(PCError, ValueError):
     """A checkpoint file that cannot be loaded: missing, empty, truncated, corrupt, tampered
     with, of another kind, or of an old format. ``path`` names the file; the object being
@@ -105,6 +110,7 @@ __all__ = [
     "NonFiniteEnergyError",
     "NonFiniteError",
     "NotPositiveDefiniteError",
+    "NotReadyError",
     "PCError",
     "ShapeError",
     "UnknownNodeError",

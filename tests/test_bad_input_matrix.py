@@ -4,7 +4,8 @@ Each row asserts the exact exception type and that nothing changed: no code ran 
 malicious payload would create stays absent), the bad file is untouched, controller and env state
 are as before (envs: the following steps equal those of a twin env that never saw the bad action).
 The last section checks that save -> load -> identical actions holds for every checkpoint kind.
-Rows for the core (relaxation/learning divergence, PCNetwork dtype/empty batch) live with the core.
+Rows for the core's relaxation/learning divergence and PCNetwork dtype/empty batch live with the core
+(tests/core/); the core rows here pin the exact family class of its argument checks.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from pcctrl.agents.results import read_job_file, write_job_file
 from pcctrl.checkpoint_io import FIRST_SAFE_RELEASE, read_checkpoint, to_bytes, write_checkpoint
 from pcctrl.control.reflex import ReflexController
 from pcctrl.envs import ActionDelay, ActionNoise, MaskObservation, ObservationDelay, ObservationNoise, SensorDropout
-from pcctrl.errors import CheckpointError, DTypeError, InvalidActionError, InvalidArgumentError, PCError, ShapeError
+from pcctrl import PCGraph, PCNetwork, Precision
+from pcctrl.errors import (CheckpointError, DTypeError, InvalidActionError, InvalidArgumentError, NotPositiveDefiniteError,
+                           NotReadyError, PCError, ShapeError, UnknownNodeError)
 from pcctrl.estimation import PCFilter
 from pcctrl.models import LinearGaussianModel, pendulum_model
 from pcctrl.runtime import (FilterPlannerController, FilterReflexController, LatencyStats, RealtimeController,
@@ -457,6 +460,83 @@ def test_sanitize_observation_policy() -> None:
         sanitize_observation([], 2)
     np.testing.assert_array_equal(sanitize_observation(np.array([1, 2], dtype=np.float32), 2), [1.0, 2.0])
     assert sanitize_observation(np.array([1, 2], dtype=np.float32), 2).dtype == np.float64
+
+
+# ---- core: PCNetwork / PCGraph / Precision argument checks -----------------------------------------
+
+def _mlp() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+
+
+def _graph_with_edge() -> PCGraph:
+    g = PCGraph({"a": 3, "b": 2})
+    g.connect("a", "b", torch.nn.Linear(3, 2))
+    return g
+
+
+CORE_CASES: dict[str, tuple[Callable[[], Any], type, str]] = {
+    "network-negative-T": (lambda: PCNetwork(_mlp(), T=-1), InvalidArgumentError,
+                           "^T: must be a non-negative number of inference steps, got -1$"),
+    "network-zero-x_lr": (lambda: PCNetwork(_mlp(), x_lr=0.0), InvalidArgumentError, "^x_lr: must be positive, got 0.0$"),
+    "network-unknown-algorithm": (lambda: PCNetwork(_mlp(), algorithm="bp"), InvalidArgumentError, "^algorithm: "),
+    "network-unknown-loss": (lambda: PCNetwork(_mlp()).train_step(torch.randn(4, 3), torch.randn(4, 2), loss="l1"),
+                             InvalidArgumentError, "^loss: must be 'mse'"),
+    "graph-no-nodes": (lambda: PCGraph({}), InvalidArgumentError, "^nodes: "),
+    "graph-dotted-name": (lambda: PCGraph({"a.b": 2}), InvalidArgumentError, "^node 'a.b': needs a name without '.'"),
+    "graph-zero-size": (lambda: PCGraph({"a": 0}), InvalidArgumentError, "positive sizes, got 0$"),
+    "graph-unknown-node": (lambda: PCGraph({"a": 3}).connect("a", "z", torch.nn.Linear(3, 2)), UnknownNodeError,
+                           "unknown node 'z'"),
+    "graph-duplicate-edge": (lambda: _graph_with_edge().connect("a", "b", torch.nn.Linear(3, 2)),
+                             InvalidArgumentError, "^edge 'a' -> 'b': already exists$"),
+    "graph-edge-wrong-output": (lambda: PCGraph({"a": 3, "b": 2}).connect("a", "b", torch.nn.Linear(3, 4)),
+                                ShapeError, r"^edge 'a' -> 'b': the module maps to shape \(4,\)"),
+    "precision-unknown-kind": (lambda: Precision("dense"), InvalidArgumentError, "^kind: must be 'scalar'"),  # type: ignore[arg-type]
+    "precision-zero-scalar": (lambda: Precision("scalar", 0.0), NotPositiveDefiniteError, "^value: "),
+    "precision-negative-diagonal": (lambda: Precision("diagonal", torch.tensor([1.0, -1.0])), NotPositiveDefiniteError,
+                                    "positive entries"),
+    "precision-non-square": (lambda: Precision("full", torch.ones(2, 3)), ShapeError, r"square matrix, got shape \(2, 3\)"),
+    "precision-indefinite": (lambda: Precision("full", torch.tensor([[1.0, 2.0], [2.0, 1.0]])), NotPositiveDefiniteError,
+                             "symmetric positive definite"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORE_CASES))
+def test_core_argument_checks_raise_the_exact_family_class(case: str) -> None:
+    make, error, message = CORE_CASES[case]
+    with pytest.raises(error, match=message) as info:
+        make()
+    assert type(info.value) is error
+    # The family subclasses the builtin the site raised before, so old ``except`` clauses still work.
+    assert isinstance(info.value, KeyError if error is UnknownNodeError else ValueError)
+
+
+def test_unknown_node_keeps_the_graph_unchanged() -> None:
+    g = _graph_with_edge()
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    with pytest.raises(UnknownNodeError):
+        g.connect("a", "z", torch.nn.Linear(3, 2))
+    with pytest.raises(InvalidArgumentError):
+        g.connect("a", "b", torch.nn.Linear(3, 2))
+    after = g.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("name", ["FilterPlannerController", "FilterReflexController"])
+def test_step_before_reset_is_not_ready(name: str) -> None:
+    class Gain:
+        def plan(self, features: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+            return -0.5 * features[:, :1]
+
+    if name == "FilterPlannerController":
+        model = LinearGaussianModel(np.eye(2), np.ones((2, 1)), np.eye(2), 0.1, 0.1)
+        c: Any = FilterPlannerController(PCFilter(model), Gain())
+    else:
+        c = arm_controller(0.001, goal=[0.4, -0.6], iters=3, perception_lr=None, prior_precision=0.5)
+    with pytest.raises(NotReadyError, match=r"call reset\(obs\) before step\(obs\)") as info:
+        c.step(np.zeros(c.obs_size))
+    assert type(info.value) is NotReadyError and isinstance(info.value, RuntimeError)
+    assert not c.reset_done
 
 
 # ---- save -> load -> identical actions, every checkpoint kind --------------------------------------

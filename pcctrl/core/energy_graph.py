@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ..errors import DTypeError, NodeShapeError, ShapeError, UnknownNodeError
+from ..errors import DTypeError, InvalidArgumentError, NodeShapeError, ShapeError, UnknownNodeError
 from .precision import Precision
 
 EnergyKind = Literal["gaussian", "ce"]
@@ -92,14 +92,14 @@ class EnergyGraph(nn.Module):
         self.specs: dict[str, NodeSpec] = {}
         for spec in specs:
             if spec.name in self.specs:
-                raise ValueError(f"duplicate node name {spec.name!r}")
+                raise InvalidArgumentError("specs", f"duplicate node name {spec.name!r}")
             self.specs[spec.name] = spec
         for spec in self.specs.values():
             for parent in spec.parents:
                 if parent not in self.specs:
                     raise UnknownNodeError(parent, list(self.specs))
             if spec.parents and spec.predict is None:
-                raise ValueError(f"node {spec.name!r} has parents but no prediction function")
+                raise InvalidArgumentError(f"node {spec.name!r}", "has parents but no prediction function")
         self.owner = owner
         precisions = dict(precisions or {})
         for name in precisions:
@@ -128,7 +128,7 @@ class EnergyGraph(nn.Module):
     def topo_order(self) -> list[str]:
         """Nodes parents-first; raises on a graph with cycles."""
         if self._structure.topo is None:
-            raise ValueError("this graph has cycles; it has no feed-forward order")
+            raise InvalidArgumentError("graph", "has cycles; it has no feed-forward order")
         return self._structure.topo
 
     @property
@@ -184,7 +184,7 @@ class EnergyGraph(nn.Module):
         inferred like a free node; on a node that predicts nothing it has zero precision.
         """
         if not clamps:
-            raise ValueError("clamp at least one node")
+            raise InvalidArgumentError("clamps", "must clamp at least one node")
         kinds = {**{n: s.energy for n, s in self.specs.items()}, **(kinds or {})}
         values: dict[str, Tensor] = {}
         observed: dict[str, Tensor] = {}
@@ -229,7 +229,7 @@ class EnergyGraph(nn.Module):
                 raise NodeShapeError(f"node {self.describe(name)}: size unknown; pass one-hot targets")
             classes = spec.shape[-1]
             if bool(((value < 0) | (value >= classes)).any()):
-                raise ValueError(f"node {self.describe(name)}: class labels must lie in [0, {classes})")
+                raise InvalidArgumentError(f"node {self.describe(name)}", f"class labels must lie in [0, {classes})")
             return nn.functional.one_hot(value.long(), classes).to(parameter_dtype(self.owner))
         if value.is_complex():
             raise DTypeError(f"node {self.describe(name)}", f"complex values are not supported, got {value.dtype}")
@@ -249,8 +249,8 @@ class EnergyGraph(nn.Module):
                 f"got {tuple(value.shape)}"
             )
         if not bool(torch.isfinite(value.sum())) and bool(torch.isinf(value).any()):
-            raise ValueError(
-                f"node {self.describe(name)}: value contains inf; use NaN to mark a missing entry"
+            raise InvalidArgumentError(
+                f"node {self.describe(name)}", "value contains inf; use NaN to mark a missing entry"
             )
         return value
 

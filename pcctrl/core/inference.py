@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..errors import NonFiniteEnergyError
+from ..errors import InvalidArgumentError, NonFiniteEnergyError
 from .energy_graph import EnergyGraph, State
 from .guard import DivergenceGuard, energy_divergence, first_growth_step
 
@@ -136,7 +136,7 @@ def local_forward(graph: EnergyGraph, state: State) -> LocalGraphs:
         if spec.predict is None:
             if name not in state.values:
                 if spec.shape is None or not graph.children[name]:
-                    raise ValueError(f"node {graph.describe(name)} has no prediction and must be clamped")
+                    raise InvalidArgumentError(f"node {graph.describe(name)}", "has no prediction and must be clamped")
                 state.values[name] = torch.zeros((state.batch, *spec.shape), dtype=state.dtype, device=state.device)
             continue
         local[name] = build_local(graph, state, name, inferred)
@@ -209,7 +209,7 @@ def relax(
     node_optimizer, fixed_predictions = settings.node_optimizer, settings.fixed_predictions
     growth = settings.guard.energy_growth if settings.watches_growth else None
     if fixed_predictions and not graph.is_acyclic:
-        raise ValueError("fixed predictions need an acyclic graph")
+        raise InvalidArgumentError("fixed_predictions", "needs an acyclic graph")
     local = local_forward(graph, state)
     names = graph.energy_nodes(state)
     inferred = state.inferred()

@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ..errors import NonFiniteError
+from ..errors import InvalidArgumentError, NonFiniteError
 from .energy_graph import EnergyGraph, State
 from .guard import check_moves, guarded_step
 from .inference import (
@@ -30,7 +30,7 @@ ALGORITHMS: tuple[str, ...] = ("il", "fpa", "exact", "ipc")
 def check_algorithm(algorithm: str) -> None:
     """Raise a ``ValueError`` that lists the algorithms if ``algorithm`` is not one of them."""
     if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {list(ALGORITHMS)}")
+        raise InvalidArgumentError("algorithm", f"must be one of {list(ALGORITHMS)}, got {algorithm!r}")
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,9 @@ def _exact_sweep(
                     continue
                 mask = state.infer_mask[name]
                 if mask is not None and graph.precisions[name].kind == "full":
-                    raise ValueError(
-                        f"node {graph.describe(name)}: 'exact' with missing entries needs a "
+                    raise InvalidArgumentError(
+                        f"node {graph.describe(name)}",
+                        "'exact' with missing entries needs a "
                         "scalar or diagonal precision"
                     )
                 signal = settled if mask is None else torch.where(mask, settled, own)
@@ -131,13 +132,13 @@ def pc_gradients(
     check_algorithm(settings.algorithm)
     params = learnable_parameters(graph)
     if settings.algorithm in ("fpa", "exact") and not graph.is_acyclic:
-        raise ValueError(
-            f"algorithm {settings.algorithm!r} needs an acyclic graph; use 'il' or 'ipc' on graphs with cycles"
+        raise InvalidArgumentError(
+            "algorithm", f"{settings.algorithm!r} needs an acyclic graph; use 'il' or 'ipc' on graphs with cycles"
         )
     if settings.algorithm == "exact":
         return _exact_sweep(graph, state, params)
     if settings.algorithm == "ipc":
-        raise ValueError("'ipc' updates weights during inference; it has no single PC update")
+        raise InvalidArgumentError("algorithm", "'ipc' updates weights during inference; it has no single PC update")
     relaxation = relax(graph, state, settings)
     return _weight_gradients(graph, relaxation, params), relaxation
 
@@ -198,7 +199,7 @@ def _ipc_step(
 ) -> StepRecord:
     """Incremental PC: a weight step after every inference step; rolled back on failure."""
     if optimizer is None:
-        raise ValueError("algorithm 'ipc' takes a weight step at every inference step: pass an optimizer")
+        raise InvalidArgumentError("optimizer", "algorithm 'ipc' takes a weight step at every inference step: pass an optimizer")
     params = learnable_parameters(graph)
     saved_params = [p.detach().clone() for p in params]
     saved_optimizer = copy.deepcopy(optimizer.state_dict())

@@ -23,6 +23,7 @@ from .learning import (
 )
 from .precision import Precision
 from .traced import specs_from_trace, trace
+from ..errors import InvalidArgumentError, NotReadyError
 
 Loss = Literal["mse", "ce"]
 _DEFAULTS = {"il": (20, 0.1), "ipc": (20, 0.1)}
@@ -43,7 +44,7 @@ class _Wiring:
 
 def _check_loss(loss: str) -> Loss:
     if loss not in ("mse", "ce"):
-        raise ValueError(f"unknown loss {loss!r}; choose 'mse' (1/2 squared error) or 'ce' (cross-entropy)")
+        raise InvalidArgumentError("loss", f"must be 'mse' (1/2 squared error) or 'ce' (cross-entropy), got {loss!r}")
     return loss  # type: ignore[return-value]
 
 
@@ -85,9 +86,9 @@ class PCNetwork(nn.Module):
         super().__init__()
         check_algorithm(algorithm)
         if T is not None and T < 0:
-            raise ValueError(f"T must be a non-negative number of inference steps, got {T}")
+            raise InvalidArgumentError("T", f"must be a non-negative number of inference steps, got {T}")
         if x_lr is not None and not x_lr > 0:
-            raise ValueError(f"x_lr must be positive, got {x_lr}")
+            raise InvalidArgumentError("x_lr", f"must be positive, got {x_lr}")
         self.module = module
         self.algorithm = algorithm
         self.T = T
@@ -118,7 +119,7 @@ class PCNetwork(nn.Module):
         wiring = self._wiring
         if wiring.graph is None:
             if not example:
-                raise RuntimeError("the graph is built on first use: pass an example input")
+                raise NotReadyError("the graph is built on first use: pass an example input")
             self._build(example)
         assert wiring.graph is not None
         return wiring.graph

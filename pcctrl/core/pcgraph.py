@@ -13,6 +13,7 @@ from .guard import NO_GUARD, DivergenceGuard
 from .inference import NodeOptimizer, Relaxation, Settings, relax
 from .learning import StepRecord, check_algorithm, train_step
 from .precision import Precision
+from ..errors import InvalidArgumentError, ShapeError, UnknownNodeError
 
 
 @dataclass
@@ -74,12 +75,12 @@ class PCGraph(nn.Module):
         super().__init__()
         check_algorithm(algorithm)
         if not nodes:
-            raise ValueError("a PCGraph needs at least one node")
+            raise InvalidArgumentError("nodes", "a PCGraph needs at least one node")
         self.shapes: dict[str, tuple[int, ...]] = {}
         for name, size in nodes.items():
             shape = (size,) if isinstance(size, int) else tuple(size)
             if "." in name or not name or any(s <= 0 for s in shape):
-                raise ValueError(f"node {name!r}: needs a name without '.' and positive sizes, got {size}")
+                raise InvalidArgumentError(f"node {name!r}", f"needs a name without '.' and positive sizes, got {size}")
             self.shapes[name] = shape
         self.edges = nn.ModuleDict()
         self._edge_list: list[tuple[str, str]] = []
@@ -98,26 +99,28 @@ class PCGraph(nn.Module):
 
     def _check_node(self, name: str) -> None:
         if name not in self.shapes:
-            raise KeyError(f"unknown node {name!r}; the graph has nodes {list(self.shapes)}")
+            raise UnknownNodeError(name, list(self.shapes))
 
     def connect(self, src: str, dst: str, module: nn.Module) -> None:
         """Add an edge: ``module(x_src)`` becomes part of the prediction of ``dst``."""
         self._check_node(src)
         self._check_node(dst)
         if (src, dst) in self._edge_list:
-            raise ValueError(f"edge {src!r} -> {dst!r} already exists")
+            raise InvalidArgumentError(f"edge {src!r} -> {dst!r}", "already exists")
         with torch.no_grad():
             probe = torch.zeros((1, *self.shapes[src]), dtype=parameter_dtype(module))
             try:
                 out = module(probe)
             except Exception as exc:
-                raise ValueError(
-                    f"edge {src!r} -> {dst!r}: the module fails on an input of shape "
+                raise InvalidArgumentError(
+                    f"edge {src!r} -> {dst!r}",
+                    "the module fails on an input of shape "
                     f"(batch, {', '.join(map(str, self.shapes[src]))}): {exc}"
                 ) from exc
         if tuple(out.shape[1:]) != self.shapes[dst]:
-            raise ValueError(
-                f"edge {src!r} -> {dst!r}: the module maps to shape {tuple(out.shape[1:])}, "
+            raise ShapeError(
+                f"edge {src!r} -> {dst!r}",
+                f"the module maps to shape {tuple(out.shape[1:])}, "
                 f"node {dst!r} has shape {self.shapes[dst]}"
             )
         self.edges[f"{src}__{dst}"] = module

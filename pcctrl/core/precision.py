@@ -8,6 +8,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from ..errors import InvalidArgumentError, NotPositiveDefiniteError, ShapeError
+
 Kind = Literal["scalar", "diagonal", "full"]
 
 
@@ -23,25 +25,25 @@ class Precision(nn.Module):
     def __init__(self, kind: Kind, value: Tensor | float = 1.0, learnable: bool = False) -> None:
         super().__init__()
         if kind not in ("scalar", "diagonal", "full"):
-            raise ValueError(f"precision kind must be 'scalar', 'diagonal' or 'full', got {kind!r}")
+            raise InvalidArgumentError("kind", f"must be 'scalar', 'diagonal' or 'full', got {kind!r}")
         self.kind: Kind = kind
         if not (isinstance(value, Tensor) and value.is_floating_point()):
             value = torch.as_tensor(value, dtype=torch.get_default_dtype())
         if kind == "scalar":
             if value.numel() != 1 or not bool(value.reshape(()) > 0):
-                raise ValueError(f"a scalar precision must be one positive number, got {value}")
+                raise NotPositiveDefiniteError("value", f"a scalar precision must be one positive number, got {value}")
             raw = value.reshape(()).log()
         elif kind == "diagonal":
             if value.ndim == 0 or not bool((value > 0).all()):
-                raise ValueError("a diagonal precision needs a tensor of positive entries")
+                raise NotPositiveDefiniteError("value", "a diagonal precision needs a tensor of positive entries")
             raw = value.log()
         else:
             if value.ndim != 2 or value.shape[0] != value.shape[1]:
-                raise ValueError(f"a full precision needs a square matrix, got shape {tuple(value.shape)}")
+                raise ShapeError("value", f"a full precision needs a square matrix, got shape {tuple(value.shape)}")
             try:
                 chol = torch.linalg.cholesky(value)
             except RuntimeError as exc:
-                raise ValueError("a full precision must be symmetric positive definite") from exc
+                raise NotPositiveDefiniteError("value", "a full precision must be symmetric positive definite") from exc
             raw = torch.tril(chol, -1) + torch.diag(chol.diagonal().log())
         self.learnable = learnable
         if learnable:
@@ -73,7 +75,7 @@ class Precision(nn.Module):
         if self.kind == "diagonal":
             return torch.diag(self.raw.exp().reshape(-1))
         if size is None:
-            raise ValueError("size is needed to expand a scalar precision into a matrix")
+            raise InvalidArgumentError("size", "is needed to expand a scalar precision into a matrix")
         return self.raw.exp() * torch.eye(size, dtype=self.raw.dtype, device=self.raw.device)
 
     def _cholesky(self) -> Tensor:
@@ -82,15 +84,17 @@ class Precision(nn.Module):
     def check_shape(self, feature_shape: torch.Size, node: str) -> None:
         """Raise if this precision cannot weigh errors of ``feature_shape``."""
         if self.kind == "diagonal" and tuple(self.raw.shape) != tuple(feature_shape):
-            raise ValueError(
-                f"node {node!r}: diagonal precision has shape {tuple(self.raw.shape)}, "
+            raise ShapeError(
+                f"node {node!r}",
+                f"diagonal precision has shape {tuple(self.raw.shape)}, "
                 f"the node's entries have shape {tuple(feature_shape)}"
             )
         if self.kind == "full":
             size = math.prod(feature_shape)
             if self.raw.shape[0] != size:
-                raise ValueError(
-                    f"node {node!r}: full precision is {self.raw.shape[0]}x{self.raw.shape[0]}, "
+                raise ShapeError(
+                    f"node {node!r}",
+                    f"full precision is {self.raw.shape[0]}x{self.raw.shape[0]}, "
                     f"the node has {size} entries"
                 )
 

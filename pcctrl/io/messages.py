@@ -141,11 +141,11 @@ def serialize(msg: Any) -> bytes:
 
 
 def deserialize(data: bytes, msgtype: str) -> Any:
-    """Decode CDR bytes as ``msgtype``; raises ``ValueError`` on malformed data."""
+    """Decode CDR bytes as ``msgtype``; raises ``InvalidArgumentError`` (a ``ValueError``) on malformed data."""
     try:
         return typestore().deserialize_cdr(data, normalize_type(msgtype))
     except Exception as exc:  # rosbags raises several types (struct.error, IndexError, SerdeError) on bad bytes
-        raise ValueError(f"cannot decode {len(data)} bytes as {msgtype}: {type(exc).__name__}: {exc}") from exc
+        raise InvalidArgumentError("data", f"cannot decode {len(data)} bytes as {msgtype}: {type(exc).__name__}: {exc}") from exc
 
 
 def msgdef(msgtype: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, ShapeError
 from ..runtime import LatencyStats, RealtimeController
 from ._deps import require
 from .messages import JOINT_STATE, deserialize, joint_state, serialize, stamp_ns
@@ -252,7 +252,7 @@ class ZenohNode:
         for fld in self.fields:
             values = np.asarray(getattr(msg, fld), dtype=np.float64)
             if values.size != len(names):
-                raise ValueError(f"{fld} has {values.size} values for {len(names)} names")
+                raise ShapeError(f"msg.{fld}", f"has {values.size} values for {len(names)} names")
             parts.append(values[[index[j] for j in self.joints]])
         return np.concatenate(parts), stamp_ns(msg)
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from ..checkpoint_io import read_checkpoint, write_checkpoint
-from ..errors import CheckpointError
+from ..errors import CheckpointError, InvalidArgumentError
 
 CHECKPOINT_KIND = "pcctrl.runtime.controller"
 CHECKPOINT_FORMAT = 2
@@ -60,7 +60,7 @@ def register_checkpoint_kind(kind: str, cls: type, to_data: Callable[[Any], dict
     entry = _Kind(kind, cls, to_data, from_data)
     old = _BY_NAME.get(kind)
     if old is not None and old.cls is not cls:
-        raise ValueError(f"checkpoint kind {kind!r} is already registered for {old.cls.__name__}")
+        raise InvalidArgumentError("kind", f"{kind!r} is already registered for {old.cls.__name__}")
     _BY_NAME[kind] = entry
     _BY_CLASS[cls] = entry
 

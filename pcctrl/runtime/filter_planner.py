@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..control.protocol import Planner
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, NotReadyError
 from ..estimation.belief import Belief
 from ..estimation.pc_filter import PCFilter
 from ..estimation.perception import Features, Perception
@@ -77,7 +77,7 @@ class FilterPlannerController:
     def step(self, obs: Any, deadline: Deadline | None = None) -> np.ndarray:
         """Filter update with the last action, then plan from the belief's features."""
         if not self.reset_done:
-            raise RuntimeError("call reset(obs) before step(obs)")
+            raise NotReadyError("call reset(obs) before step(obs)")
         y = sanitize_observation(obs, self.obs_size)
         features = self.perception.step(y[None], np.zeros(1, dtype=bool))
         self.action = self._plan(features)

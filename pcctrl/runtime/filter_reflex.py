@@ -9,7 +9,7 @@ import torch
 
 from ..control.reflex import ReflexController
 from ..estimation.pc_filter import PCFilter
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, NotReadyError
 from .input_policy import sanitize_observation
 from .protocol import Deadline
 
@@ -52,7 +52,7 @@ class FilterReflexController:
     def step(self, obs: Any, deadline: Deadline | None = None) -> np.ndarray:
         """Filter update with the last action, then one reflex tick; returns the action."""
         if not self.reset_done:
-            raise RuntimeError("call reset(obs) before step(obs)")
+            raise NotReadyError("call reset(obs) before step(obs)")
         y = sanitize_observation(obs, self.obs_size)
         belief = self.filter.update(y, self.reflex.action)
         return self.reflex.step(belief.mean.numpy()[self.sensed], deadline)

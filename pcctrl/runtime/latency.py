@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
+
 
 class LatencyStats:
     """Records step durations (seconds) in a preallocated ring of the last ``capacity`` steps."""
 
     def __init__(self, capacity: int = 100_000) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity must be an integer >= 1, got {capacity!r}")
+            raise InvalidArgumentError("capacity", f"must be an integer >= 1, got {capacity!r}")
         self._buf = np.zeros(capacity)
         self.count = 0
         self.missed = 0

@@ -27,7 +27,7 @@ class RealtimeController:
     def __init__(self, controller: Controller, budget_s: float | None = 0.001, clock: Clock = time.perf_counter,
                  stats: LatencyStats | None = None) -> None:
         if budget_s is not None and not budget_s > 0:
-            raise ValueError(f"budget_s must be None or > 0, got {budget_s!r}")
+            raise InvalidArgumentError("budget_s", f"must be None or > 0, got {budget_s!r}")
         self.controller = controller
         self.budget_s = budget_s
         self.clock = clock

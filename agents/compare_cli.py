@@ -72,7 +72,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         try:
             base = dict(json.loads(args.config.read_text(encoding="utf-8"))["compare"])
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise InvalidArgumentError("--config", f"cannot read a comparison config from {args.config}: {error}") from None
+            raise InvalidArgumentError(
+                "--config", f"cannot read a comparison config from {args.config}: {error}") from None
     agents: Any = base.get("agents", DEFAULT_AGENTS)
     if args.agents is not None:
         names = [name.strip() for name in args.agents.split(",") if name.strip()]
@@ -83,7 +84,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError as error:
             raise InvalidArgumentError("--agent-kwargs", f"is not JSON: {error}") from None
         if not isinstance(extra, dict) or not all(isinstance(v, dict) for v in extra.values()):
-            raise InvalidArgumentError("--agent-kwargs", 'must map agent names to objects, e.g. {"ppo": {"n_steps": 256}}')
+            raise InvalidArgumentError(
+                "--agent-kwargs", 'must map agent names to objects, e.g. {"ppo": {"n_steps": 256}}')
         names = [n.strip() for n in agents.split(",")] if isinstance(agents, str) else list(agents)
         unknown = sorted(set(extra) - set(names))
         if unknown:

@@ -221,7 +221,8 @@ def _validated(envs: Any, agents: Any, total_timesteps: Any, seeds: Any, eval_ev
         try:
             json.dumps(kwargs)
         except TypeError as error:
-            raise InvalidArgumentError("agents", f"agent '{name}': keyword arguments must be JSON data (for config.json): {error}") from None
+            raise InvalidArgumentError(
+                "agents", f"agent '{name}': keyword arguments must be JSON data (for config.json): {error}") from None
 
     _require_int("total_timesteps (steps)", total_timesteps, minimum=1)
     if eval_every is None:
@@ -256,7 +257,8 @@ def _validated(envs: Any, agents: Any, total_timesteps: Any, seeds: Any, eval_ev
     threshold_map = dict(thresholds or {})
     for env_id, value in threshold_map.items():
         if env_id not in env_ids:
-            raise InvalidArgumentError("thresholds", f"threshold given for '{env_id}', which is not among the environments {env_ids}")
+            raise InvalidArgumentError(
+                "thresholds", f"threshold given for '{env_id}', which is not among the environments {env_ids}")
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
             raise InvalidArgumentError("thresholds", f"threshold for '{env_id}' must be a finite number, got {value!r}")
     return {

@@ -104,11 +104,13 @@ def register_agent(
     existing name raises unless ``overwrite`` is true.
     """
     if not name or not isinstance(name, str) or "," in name or name != name.strip():
-        raise InvalidArgumentError("name", f"an agent name must be a non-empty string without commas or surrounding spaces, got {name!r}")
+        raise InvalidArgumentError(
+            "name", f"an agent name must be a non-empty string without commas or surrounding spaces, got {name!r}")
     if not isinstance(cls_or_factory, str) and not callable(cls_or_factory):
         raise TypeError(f"agent '{name}': expected a class, a factory function or 'module:attribute', got {cls_or_factory!r}")
     if isinstance(cls_or_factory, str) and ":" not in cls_or_factory:
-        raise InvalidArgumentError("cls_or_factory", f"agent '{name}': a lazy target must look like 'module:attribute', got {cls_or_factory!r}")
+        raise InvalidArgumentError(
+            "cls_or_factory", f"agent '{name}': a lazy target must look like 'module:attribute', got {cls_or_factory!r}")
     if name in _REGISTRY and not overwrite:
         raise InvalidArgumentError("name", f"agent '{name}' is already registered (pass overwrite=True to replace it)")
     spec = AgentSpec(name, cls_or_factory, callback)

@@ -199,7 +199,8 @@ def _ipc_step(
 ) -> StepRecord:
     """Incremental PC: a weight step after every inference step; rolled back on failure."""
     if optimizer is None:
-        raise InvalidArgumentError("optimizer", "algorithm 'ipc' takes a weight step at every inference step: pass an optimizer")
+        raise InvalidArgumentError(
+            "optimizer", "algorithm 'ipc' takes a weight step at every inference step: pass an optimizer")
     params = learnable_parameters(graph)
     saved_params = [p.detach().clone() for p in params]
     saved_optimizer = copy.deepcopy(optimizer.state_dict())

@@ -145,7 +145,8 @@ def deserialize(data: bytes, msgtype: str) -> Any:
     try:
         return typestore().deserialize_cdr(data, normalize_type(msgtype))
     except Exception as exc:  # rosbags raises several types (struct.error, IndexError, SerdeError) on bad bytes
-        raise InvalidArgumentError("data", f"cannot decode {len(data)} bytes as {msgtype}: {type(exc).__name__}: {exc}") from exc
+        raise InvalidArgumentError(
+            "data", f"cannot decode {len(data)} bytes as {msgtype}: {type(exc).__name__}: {exc}") from exc
 
 
 def msgdef(msgtype: str) -> str:

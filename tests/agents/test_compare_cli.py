@@ -41,14 +41,14 @@ def test_cli_runs_prints_table_and_paths_and_repeats_from_config(tmp_path, capsy
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--steps", "0", "--agents", "sac"], "total_timesteps (steps) must be an integer >= 1, got 0"),
+    (["--steps", "0", "--agents", "sac"], "total_timesteps (steps): must be an integer >= 1, got 0"),
     (["--agents", "sac,bogus"], "unknown agent 'bogus'"),
     (["--env", "Nope-v0", "--agents", "sac"], "unknown environment 'Nope-v0'"),
-    (["--seeds", "0", "--agents", "sac"], "--seeds must be at least 1"),
-    (["--agents", "sac", "--address", "auto"], "address is for the ray backend"),
-    (["--agents", "sac", "--agent-kwargs", "{bad"], "--agent-kwargs is not JSON"),
-    (["--agents", "sac", "--agent-kwargs", PPO_TINY], "--agent-kwargs names agents that are not compared: ppo"),
-    (["--agents", "sac", "--threshold", "high"], "--threshold takes RETURN or ENV=RETURN"),
+    (["--seeds", "0", "--agents", "sac"], "--seeds: must be at least 1"),
+    (["--agents", "sac", "--address", "auto"], "address: is for the ray backend"),
+    (["--agents", "sac", "--agent-kwargs", "{bad"], "--agent-kwargs: is not JSON"),
+    (["--agents", "sac", "--agent-kwargs", PPO_TINY], "--agent-kwargs: names agents that are not compared: ppo"),
+    (["--agents", "sac", "--threshold", "high"], "--threshold: takes RETURN or ENV=RETURN"),
 ])
 def test_cli_bad_arguments_exit_2_before_any_job(tmp_path, capsys, argv, message):
     out = tmp_path / "run"

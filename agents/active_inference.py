@@ -84,7 +84,7 @@ class ActiveInferenceAgent(SB3Facade):
         self.env = _checked_env(env)
         spec = getattr(self.env, "spec", None)
         self.env_id: str | None = None if spec is None else spec.id
-        self.config = (config or default_config(self.env_id)).with_overrides(**overrides)
+        self.config = (config or default_config(self.env_id, env=self.env)).with_overrides(**overrides)
         self.device = torch.device(device)
         cfg, act = self.config, self.env.action_space
         self.obs_dim, self.action_dim = int(self.env.observation_space.shape[0]), int(act.shape[0])
@@ -92,8 +92,8 @@ class ActiveInferenceAgent(SB3Facade):
         self.perception = _perception(self.env, self.belief_spec, self.device)
         self.goal_prior = goal_prior
         self.reward_source = reward_source(self.env_id, reward, goal_prior)
-        self.learner = ModelLearner(self.feature_dim, self.action_dim, cfg,
-                                    learn_reward=self.reward_source == "learned", device=self.device)
+        self.learner = ModelLearner(self.feature_dim, self.action_dim, cfg, learn_reward=self.reward_source == "learned",
+                                    action_low=act.low, action_high=act.high, device=self.device)
         preference = build_preference(self.reward_source, cfg, self.feature_dim, env_id=self.env_id, reward=reward,
                                       goal_prior=goal_prior, device=self.device,
                                       learned_reward=self.learner.learned_reward)
@@ -181,7 +181,8 @@ class ActiveInferenceAgent(SB3Facade):
     def train_model(self) -> float:
         """Refit the ensemble (and a learned reward) on the buffer; returns the last batch NLL."""
         nll = self.learner.fit()
-        self.planner.set_dynamics(self.learner.planning_dynamics())
+        self.learner.fit_value(self.planner.preference.log_preference)
+        self.learner.configure(self.planner)
         return nll
 
     def _begin_episode(self, seed: int | None = None) -> Tensor:

@@ -164,9 +164,6 @@ class DynamicsEnsemble(nn.Module):
         targets = (next_obs - obs).to(device, torch.float32)
         if not bool(torch.isfinite(inputs).all() and torch.isfinite(targets).all()):
             raise InvalidArgumentError("obs", "training data must be finite")
-        if refit_normalizers:
-            self.input_norm.fit(inputs)
-            self.target_norm.fit(targets)
         snap = self.snapshot()
         try:
             if refit_normalizers:

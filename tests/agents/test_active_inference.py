@@ -192,3 +192,76 @@ def test_config_goal_adds_a_goal_prior_to_the_reward():
     plain = ActiveInferenceAgent("InvertedPendulum-v5", goal=None)
     torch.testing.assert_close(plain.planner.preference.log_preference(obs, torch.zeros(2, 1), nxt),
                                torch.tensor([1.0, 0.0]))
+
+
+class _TimedEnv(gym.Env):
+    """A 5-D point with 3 actions and a stated time step: an id with no family entry."""
+
+    observation_space = spaces.Box(-np.inf, np.inf, (5,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
+    dt = 0.008
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.s = self.np_random.uniform(-1, 1, 5).astype(np.float32)
+        return self.s.copy(), {}
+
+    def step(self, action):
+        self.s = (self.s + self.dt * np.concatenate((action, action[:2]))).astype(np.float32)
+        return self.s.copy(), -float(np.square(self.s).sum()), False, False, {}
+
+
+gym.register("pcctrl-test/Timed-v0", entry_point=_TimedEnv, max_episode_steps=120)
+
+
+def test_defaults_are_derived_for_an_env_id_with_no_family_entry():
+    env = gym.make("pcctrl-test/Timed-v0")
+    cfg = default_config("pcctrl-test/Timed-v0", env=env)
+    # dt 0.008 s: hold 2 steps (a 0.016 s planner step) and look ahead 1 s, capped at 30 steps.
+    assert cfg.action_repeat == round(0.02 / 0.008) == 2
+    assert cfg.horizon == min(30, round(1.0 / 0.016)) == 30
+    assert cfg.hidden == (64, 64)  # 8 * (5 + 3) = 64
+    assert (cfg.candidates, cfg.elites) == (200, 20)  # 3 actions -> ceil(3 / 2) = 2 hundreds
+    assert cfg.train_freq == 120
+    # Without the env, or for an id with a family entry, nothing is derived.
+    assert default_config("pcctrl-test/Timed-v0") == AIFConfig()
+    assert default_config("Pendulum-v1", env=gym.make("Pendulum-v1")) == AIFConfig()
+    assert default_config("InvertedPendulum-v5", env=gym.make("InvertedPendulum-v5")) == \
+        default_config("InvertedPendulum-v5")
+    agent = ActiveInferenceAgent("pcctrl-test/Timed-v0", **TINY)
+    assert agent.config.horizon == 5 and agent.config.action_repeat == 2  # overrides win over derived ones
+    agent.learn(70)
+    assert agent.predict(np.zeros(5, np.float32))[0].shape == (3,)
+
+
+def test_validated_heteroscedastic_decaying_terminal_value_agent_saves_and_loads(tmp_path):
+    agent = ActiveInferenceAgent("Pendulum-v1", **TINY, holdout_fraction=0.2, validation_every=10,
+                                 heteroscedastic=True, epistemic_weight=0.5, epistemic_schedule="disagreement",
+                                 terminal_value=True, value_hidden=(16,), value_train_steps=20)
+    agent.learn(100)
+    report = agent.learner.last_report
+    assert report is not None and report.nll <= report.previous_nll
+    assert agent.planner.terminal_value is not None
+    first, last = agent.learner.epistemic.first, agent.learner.epistemic.last
+    assert first is not None and agent.planner.epistemic_weight == pytest.approx(0.5 * min(1.0, last / first))
+    obs = np.array([0.0, 1.0, 0.5], dtype=np.float32)
+    agent.predict(obs)
+    agent.save(tmp_path / "agent.pt")
+    loaded = ActiveInferenceAgent.load(tmp_path / "agent.pt")
+    assert loaded.planner.epistemic_weight == agent.planner.epistemic_weight
+    assert loaded.learner.ensemble.n_fits == agent.learner.ensemble.n_fits
+    for _ in range(3):
+        np.testing.assert_array_equal(agent.predict(obs)[0], loaded.predict(obs)[0])
+
+
+def test_diverging_refit_keeps_the_agents_model_and_warns():
+    agent = ActiveInferenceAgent("Pendulum-v1", **TINY)
+    agent.learn(40)
+    before = [t.clone() for t in agent.ensemble.state_dict().values()]
+    for group in agent.ensemble.optimizer.param_groups:
+        group["lr"] = 1e6
+    with pytest.warns(RuntimeWarning, match="previous model kept"):
+        agent.train_model()
+    assert agent.learner.rejected_fits == 1
+    for p, q in zip(before, agent.ensemble.state_dict().values()):
+        assert torch.equal(p, q)

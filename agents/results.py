@@ -8,8 +8,6 @@ import csv
 import hashlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from pcctrl.checkpoint_io import atomic_write_bytes
 from pcctrl.errors import CheckpointError
 
 COLUMNS = ("env", "agent", "seed", "step", "eval_return_mean", "eval_return_std", "wall_time")
@@ -72,16 +71,7 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 JOB_FILE_FORMAT = "pcctrl.compare-job"

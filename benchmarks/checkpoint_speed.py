@@ -26,7 +26,7 @@ import torch
 
 import pcctrl.envs  # noqa: F401
 from pcctrl.agents.active_inference import ActiveInferenceAgent
-from pcctrl.agents.reflex import arm_controller
+from pcctrl.agents.reflex_agent import arm_controller
 from pcctrl.checkpoint_io import read_checkpoint, to_bytes, write_checkpoint
 from pcctrl.runtime import load_checkpoint, save_checkpoint
 from pcctrl.runtime.checkpoint import object_to_tree, tree_to_object

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pcctrl.agents.reflex import arm_controller
+from pcctrl.agents.reflex_agent import arm_controller
 from pcctrl.estimation import PCFilter
 from pcctrl.runtime import ExportedController, FilterPlannerController, export
 

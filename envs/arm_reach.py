@@ -43,7 +43,7 @@ class ArmReachEnv(MujocoEnv, utils.EzPickle):
 
     metadata = {"render_modes": ["human", "rgb_array", "depth_array"]}
 
-    def __init__(self, obs_noise_std: float = 0.01, observe_velocity: bool = False,
+    def __init__(self, *, obs_noise_std: float = 0.01, observe_velocity: bool = False,
                  velocity_noise_std: float = 0.05, ctrl_cost_weight: float = 0.05,
                  reset_noise_scale: float = 0.1, target_radius_range: tuple[float, float] = (0.15, 0.5),
                  frame_skip: int = 4, xml_file: str = ASSET,

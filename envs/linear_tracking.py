@@ -40,7 +40,7 @@ class LinearTrackingEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, dt: float = 0.1, action_scale: float = 1.0, accel_noise_psd: float = 0.05,
+    def __init__(self, *, dt: float = 0.1, action_scale: float = 1.0, accel_noise_psd: float = 0.05,
                  obs_noise_std: float = 0.1, reference: Literal["circle", "setpoint"] = "circle",
                  radius: float = 1.0, omega: float = 0.5, tracking_weight: float = 1.0,
                  ctrl_cost_weight: float = 0.01, render_mode: str | None = None) -> None:

@@ -311,7 +311,7 @@ class ActionNoise(gym.Wrapper, gym.utils.RecordConstructorArgs):
     ``info["applied_action"]`` is the action the env actually received.
     """
 
-    def __init__(self, env: gym.Env, std: Any, kind: NoiseKind = "white", tau: float | None = None,
+    def __init__(self, env: gym.Env, std: Any, kind: NoiseKind = "white", *, tau: float | None = None,
                  dt: float | None = None, clip: bool = True, seed: int | None = None) -> None:
         """Validate the arguments."""
         box = _float_box(env.action_space, "env.action_space")

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 import pcctrl.envs  # noqa: F401  (registers the ids)
-from pcctrl.agents.reflex import arm_controller, arm_joint_goal
+from pcctrl.agents.reflex_agent import arm_controller, arm_joint_goal
 from pcctrl.envs.wrappers import SensorDropout
 from pcctrl.runtime import RealtimeController
 

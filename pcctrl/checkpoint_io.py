@@ -161,7 +161,11 @@ def write_checkpoint(target: Source, kind: str, payload: Any) -> None:
     if not isinstance(target, (str, os.PathLike)):
         target.write(data)
         return
-    path = Path(target)
+    atomic_write_bytes(Path(target), data)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a synced temporary file and a rename: readers never see half a file."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:

@@ -31,7 +31,7 @@ import torch
 import pcctrl.envs  # noqa: F401  (registers the pcctrl/ ids)
 from pcctrl.agents.active_inference import ActiveInferenceAgent
 from pcctrl.agents.aif_checkpoint import agent_payload
-from pcctrl.agents.reflex import ReflexAgent, arm_controller
+from pcctrl.agents.reflex_agent import ReflexAgent, arm_controller
 from pcctrl.agents.results import read_job_file, write_job_file
 from pcctrl.checkpoint_io import FIRST_SAFE_RELEASE, read_checkpoint, to_bytes, write_checkpoint
 from pcctrl.control.reflex import ReflexController

@@ -7,7 +7,7 @@ import numpy as np
 from stable_baselines3.common.evaluation import evaluate_policy
 
 import pcctrl.envs  # noqa: F401
-from pcctrl.agents.reflex import ReflexAgent
+from pcctrl.agents.reflex_agent import ReflexAgent
 
 
 def test_evaluate_policy_and_learn():

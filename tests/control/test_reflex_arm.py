@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 
 import pcctrl.envs  # noqa: F401  (registers the ids)
-from pcctrl.agents.reflex import ReflexAgent, arm_joint_goal
+from pcctrl.agents.reflex_agent import ReflexAgent, arm_joint_goal
 from pcctrl.envs.wrappers import SensorDropout
 
 SEEDS = range(4)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import pytest
 
-from pcctrl.agents.reflex import arm_controller
+from pcctrl.agents.reflex_agent import arm_controller
 from pcctrl.estimation import PCFilter
 from pcctrl.models import InvalidArgumentError, LinearGaussianModel
 from pcctrl.runtime import (Controller, ExportedController, FilterPlannerController, FilterReflexController,

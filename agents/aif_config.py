@@ -36,7 +36,7 @@ class AIFConfig:
     checks without improvement), and a refit worse on it than the current model is discarded.
     ``heteroscedastic`` makes the ensemble's output precision input-dependent.
     ``epistemic_schedule="disagreement"`` scales ``epistemic_weight`` by the ensemble's measured
-    disagreement relative to its first fit (see :mod:`pcctrl.agents.epistemic`).
+    disagreement relative to its peak (see :mod:`pcctrl.agents.epistemic`).
     ``terminal_value`` adds a PC-learned value of the state beyond the horizon to the plans
     (:mod:`pcctrl.agents.terminal_value`), fitted for ``value_train_steps`` steps per refit with
     discount ``value_discount`` per planner step.

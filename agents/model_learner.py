@@ -76,7 +76,8 @@ class ModelLearner:
             self.reward_model.fit(data.obs, data.actions, data.next_obs, data.rewards, cfg.reward_train_steps)
         self.n_updates += cfg.train_steps
         if cfg.epistemic_schedule != "constant":
-            self.epistemic.measure(self.planning_dynamics(with_gain=True), data.obs, self.ensemble.n_fits)
+            self.epistemic.measure(self.planning_dynamics(with_gain=False), data.obs, data.next_obs,
+                                   self.ensemble.n_fits)
         return losses[-1] if losses else float("nan")
 
     def _fit_ensemble(self, obs: Tensor, actions: Tensor, next_obs: Tensor) -> list[float]:

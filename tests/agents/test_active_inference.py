@@ -265,3 +265,30 @@ def test_diverging_refit_keeps_the_agents_model_and_warns():
     assert agent.learner.rejected_fits == 1
     for p, q in zip(before, agent.ensemble.state_dict().values()):
         assert torch.equal(p, q)
+
+
+def test_epistemic_weight_decays_as_the_ensembles_disagreement_falls():
+    from pcctrl.agents.epistemic import EpistemicSchedule
+    from pcctrl.models.dynamics_ensemble import DynamicsEnsemble
+
+    g = torch.Generator().manual_seed(0)
+    s = torch.rand(600, 2, generator=g) * 2 - 1
+    a = torch.rand(600, 1, generator=g) * 2 - 1
+    nxt = s + 0.3 * torch.sin(3 * s) + 0.2 * a
+    ens = DynamicsEnsemble(2, 1, members=4, hidden=(32,), lr=3e-3, seed=0)
+    schedule = EpistemicSchedule(0.4, "disagreement", np.array([-1.0]), np.array([1.0]), probes=100, seed=1)
+    assert schedule.weight == 0.4  # nothing measured yet
+    measured = []
+    for k in range(6):
+        ens.fit(s, a, nxt, steps=300)
+        measured.append(schedule.measure(ens.planning_dynamics(), s, nxt, k))
+        assert schedule.weight == pytest.approx(0.4 * measured[-1] / max(measured))
+    # D is the members' variance relative to that of the state changes: recompute the last from predict.
+    rng = np.random.default_rng([1, 5])
+    pick = torch.as_tensor(rng.choice(600, size=100, replace=False))
+    acts = torch.as_tensor(rng.uniform(-1.0, 1.0, size=(100, 1)), dtype=torch.float32)
+    with torch.no_grad():
+        spread = ens.predict(s[pick], acts).mean.var(1, unbiased=False)
+    assert measured[-1] == pytest.approx(float((spread / (nxt - s).var(0, unbiased=False)).mean()), rel=1e-4)
+    assert schedule.weight < 0.1 * 0.4  # the model has learned the region: exploration has faded
+    assert EpistemicSchedule(0.4, "constant", np.array([-1.0]), np.array([1.0])).weight == 0.4

@@ -92,8 +92,9 @@ class ActiveInferenceAgent(SB3Facade):
         self.perception = _perception(self.env, self.belief_spec, self.device)
         self.goal_prior = goal_prior
         self.reward_source = reward_source(self.env_id, reward, goal_prior)
-        self.learner = ModelLearner(self.feature_dim, self.action_dim, cfg, learn_reward=self.reward_source == "learned",
-                                    action_low=act.low, action_high=act.high, device=self.device)
+        self.learner = ModelLearner(self.feature_dim, self.action_dim, cfg,
+                                    learn_reward=self.reward_source == "learned", action_low=act.low,
+                                    action_high=act.high, device=self.device)
         preference = build_preference(self.reward_source, cfg, self.feature_dim, env_id=self.env_id, reward=reward,
                                       goal_prior=goal_prior, device=self.device,
                                       learned_reward=self.learner.learned_reward)

@@ -20,10 +20,11 @@ class EpistemicSchedule:
     states, each paired with a uniform random action within the bounds (seeded), i.e. what the
     model still does not know about the states it has seen under any action; ``D_max`` is the
     largest ``D`` measured so far (not the first: while the learned precision sharpens over the
-    first refits the members' disagreement first grows, then falls as data accumulates). (The planner's information gain is not used for this: it divides by the
-    learned aleatoric variance, which shrinks as the fit sharpens, so it can grow with knowledge.) As data
-    shrinks the disagreement, the weight falls with it, so exploration stops when the model has
-    learned the visited region, without a per-env annealing schedule.
+    first refits the members' disagreement first grows, then falls as data accumulates).
+    The planner's information gain is not used for this: it divides by the learned aleatoric
+    variance, which shrinks as the fit sharpens, so it can grow with knowledge. As data shrinks the
+    disagreement, the weight falls with it, so exploration stops when the model has learned the
+    visited region, without a per-env annealing schedule.
     """
 
     def __init__(self, base: float, mode: str, low: np.ndarray, high: np.ndarray, *, probes: int = 512,

@@ -103,7 +103,8 @@ class EFEPlanner:
     def set_terminal_value(self, terminal_value: TerminalValue | None) -> None:
         """Add ``terminal_value`` beyond the horizon from now on (``None``: stop adding one)."""
         if terminal_value is not None and not callable(terminal_value):
-            raise InvalidArgumentError("terminal_value", f"must be callable or None, got {type(terminal_value).__name__}")
+            raise InvalidArgumentError("terminal_value",
+                                       f"must be callable or None, got {type(terminal_value).__name__}")
         self.terminal_value = terminal_value
 
     def reset(self, rows: Tensor | None = None) -> None:

@@ -275,7 +275,9 @@ class DynamicsEnsemble(nn.Module):
         weights[-1][..., :d] = weights[-1][..., :d] * s_out
         biases[-1][..., :d] = biases[-1][..., :d] * s_out + m_out
         biases = [b.unsqueeze(1) for b in biases]
-        var = None if self.heteroscedastic else ((-self.precision.raw).exp() * s_out.square()).mean(0)  # type: ignore[union-attr]
+        var = None
+        if self.precision is not None:
+            var = ((-self.precision.raw).exp() * s_out.square()).mean(0)
         members, last = self.members, len(weights) - 1
         act = torch.nn.functional.silu
         bound, var_scale = self._log_precision, s_out.square()

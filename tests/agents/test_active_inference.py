@@ -292,3 +292,23 @@ def test_epistemic_weight_decays_as_the_ensembles_disagreement_falls():
     assert measured[-1] == pytest.approx(float((spread / (nxt - s).var(0, unbiased=False)).mean()), rel=1e-4)
     assert schedule.weight < 0.1 * 0.4  # the model has learned the region: exploration has faded
     assert EpistemicSchedule(0.4, "constant", np.array([-1.0]), np.array([1.0])).weight == 0.4
+
+
+def test_files_without_the_issue_11_entries_still_load(tmp_path):
+    from pcctrl.agents.aif_checkpoint import FORMAT, agent_payload
+    from pcctrl.checkpoint_io import write_checkpoint
+
+    agent = ActiveInferenceAgent("Pendulum-v1", **TINY)
+    agent.learn(40)
+    payload = agent_payload(agent)
+    # What pcctrl 0.2's main wrote: no learner entry, no buffer insertion count, no new config fields.
+    del payload["learner"], payload["buffer"]["added"]
+    for name in ("holdout_fraction", "validation_every", "validation_patience", "heteroscedastic",
+                 "epistemic_schedule", "terminal_value", "value_hidden", "value_train_steps", "value_discount"):
+        del payload["config"][name]
+    write_checkpoint(tmp_path / "old.pt", FORMAT, payload)
+    loaded = ActiveInferenceAgent.load(tmp_path / "old.pt")
+    assert loaded.config == agent.config and loaded.learner.ensemble.n_fits == 1
+    obs = np.array([0.0, 1.0, 0.5], dtype=np.float32)
+    for _ in range(3):
+        np.testing.assert_array_equal(agent.predict(obs)[0], loaded.predict(obs)[0])

@@ -261,6 +261,9 @@ class ActiveInferenceAgent(SB3Facade):
                 since_train = 0
                 self._logger.record("train/model_nll", nll)
                 self._logger.record("train/n_updates", self.n_updates)
+                if self.learner.last_report is not None:
+                    self._logger.record("train/held_out_nll", self.learner.last_report.nll)
+                    self._logger.record("train/rejected_fits", self.learner.rejected_fits)
             if done and log_interval and episodes % log_interval == 0:
                 extra = {"time/plan_ms": float(np.mean(self._plan_ms))} if self._plan_ms else {}
                 self._record_rollout(start_time, start_steps, episodes, **extra)

@@ -1,7 +1,11 @@
 """PC filter benchmark: accuracy against filterpy's KF/EKF/UKF, latency at batch 1, throughput at batch 1024.
 
-Run: ``python benchmarks/filter_bench.py [--threads 1 2] [--quick]`` (needs the ``[bench]`` extra:
-filterpy). Prints one table per section; the bars are RMSE/KF <= 1.01 and latency <= 150 us.
+Run: ``python benchmarks/filter_bench.py [--threads 1 2] [--quick] [--device cpu|cuda]`` (needs the
+``[bench]`` extra: filterpy). Prints one table per section. Bars (issue 12): pendulum RMSE <= EKF
+and UKF; nonlinear pendulum update <= 150 us median at batch 1 (CPU, one thread); linear 4-D <= 50 us.
+Batch-1 rows show the default path (the float64 numpy Gauss-Newton path on CPU) beside the
+general torch path (``small_path=False``), timed in the same run. ``--device cuda`` puts the PC
+filters' models on the GPU (torch path: the numpy path is CPU only); filterpy rows stay on the CPU.
 """
 
 from __future__ import annotations
@@ -23,15 +27,25 @@ from pcctrl.models import LinearGaussianModel, pendulum_model
 DT, OBS_STD, PROC_STD = 0.05, 0.3, 0.1
 
 
+DEVICE = torch.device("cpu")
+
+
+def sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def timeit(fn: Callable[[], object], repeats: int, warmup: int | None = None) -> float:
     """Median over 5 rounds of the mean seconds per call."""
     for _ in range(max(repeats // 10, 20) if warmup is None else warmup):
         fn()
     rounds = []
     for _ in range(5):
+        sync()
         start = time.perf_counter()
         for _ in range(repeats):
             fn()
+        sync()
         rounds.append((time.perf_counter() - start) / repeats)
     return float(np.median(rounds))
 
@@ -56,11 +70,11 @@ def tracking(seeds: int, steps: int) -> dict[str, float]:
             kf.update(readings[seed, t])
             kf_est[seed, t] = kf.x
     mse = {"KF (filterpy)": float(np.mean((kf_est - states) ** 2))}
-    model = LinearGaussianModel(A, None, np.eye(3), np.eye(3), np.eye(3))
+    model = LinearGaussianModel(A, None, np.eye(3), np.eye(3), np.eye(3)).to(DEVICE)
     for mode in ("laplace", "fixed"):
         filt = PCFilter(model, mode=mode)
         filt.reset(np.zeros(3), np.eye(3), batch_size=seeds)
-        est = np.stack([filt.update(readings[:, t]).mean.numpy() for t in range(steps)], axis=1)
+        est = np.stack([filt.update(readings[:, t]).mean.cpu().numpy() for t in range(steps)], axis=1)
         mse[f"PC {mode}"] = float(np.mean((est - states) ** 2))
     return mse
 
@@ -145,17 +159,18 @@ def pendulum(episodes: int) -> dict[str, float]:
         ekf_est.append(e_out)
         ukf_est.append(u_out)
     out = {"EKF (filterpy)": rmse(np.array(ekf_est), states), "UKF (filterpy)": rmse(np.array(ukf_est), states)}
-    model = pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=torch.float64)
+    model = pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=torch.float64).to(DEVICE)
+    starts = [start(d["o"][0]) for d in data]
+    readings = np.stack([d["o"] for d in data], axis=1)
+    actions = np.stack([d["a"] for d in data], axis=1)
     for mode in ("laplace", "fixed"):
         filt = PCFilter(model, mode=mode, prior_precision=None if mode == "laplace" else np.linalg.inv(Q_PEND))
-        starts = [start(d["o"][0]) for d in data]
-        filt.reset(np.stack([m for m, _ in starts]), np.stack([c for _, c in starts]))
-        readings = np.stack([d["o"] for d in data], axis=1)
-        actions = np.stack([d["a"] for d in data], axis=1)
-        est = [filt.correct(readings[0]).mean.numpy()]
-        for t in range(1, readings.shape[0]):
-            est.append(filt.update(readings[t], actions[t - 1]).mean.numpy())
-        out[f"PC {mode}"] = rmse(np.stack(est, axis=1), states)
+        est = filt.run(readings, actions, np.stack([m for m, _ in starts]), np.stack([c for _, c in starts]))
+        out[f"PC {mode}"] = rmse(est.mean.cpu().numpy().swapaxes(0, 1), states)
+    # The batch-1 numpy path (one filter per episode) must land on the same estimates.
+    if DEVICE.type == "cpu":
+        single = [PCFilter(model).run(d["o"], d["a"], *start(d["o"][0])).mean.numpy() for d in data]
+        out["PC laplace, one filter per episode (numpy path)"] = rmse(np.stack(single), states)
     return out
 
 
@@ -163,19 +178,27 @@ def pendulum(episodes: int) -> dict[str, float]:
 
 def linear_tracking_model(dtype: torch.dtype) -> tuple[LinearGaussianModel, object]:
     env = gym.make("pcctrl/LinearTracking-v0").unwrapped
-    return LinearGaussianModel(env.A, env.B, env.C, env.Q, env.R, dtype=dtype), env
+    return LinearGaussianModel(env.A, env.B, env.C, env.Q, env.R, dtype=dtype).to(DEVICE), env
+
+
+def paths() -> list[tuple[str, bool]]:
+    """(label, small_path): the default (numpy on CPU) and the general torch path."""
+    return [("default", True), ("torch path", False)] if DEVICE.type == "cpu" else [(f"torch, {DEVICE.type}", False)]
 
 
 def latency(repeats: int) -> dict[str, float]:
     out = {}
     for dtype in (torch.float64, torch.float32):
         model, env = linear_tracking_model(dtype)
-        filt = PCFilter(model)
-        obs, act = torch.tensor([0.1, -0.2], dtype=dtype), torch.tensor([0.3, 0.1], dtype=dtype)
-        out[f"PC laplace, LinearTracking (4-D), {str(dtype)[6:]}, torch tensors"] = timeit(lambda: filt.update(obs, act), repeats)
-        obs_np, act_np = obs.numpy(), act.numpy()
-        out[f"PC laplace, LinearTracking (4-D), {str(dtype)[6:]}, numpy inputs"] = timeit(
-            lambda: filt.update(obs_np, act_np), repeats)
+        for label, small in paths():
+            filt = PCFilter(model, small_path=small)
+            obs = torch.tensor([0.1, -0.2], dtype=dtype, device=DEVICE)
+            act = torch.tensor([0.3, 0.1], dtype=dtype, device=DEVICE)
+            out[f"PC laplace, LinearTracking (4-D), {str(dtype)[6:]}, {label}, tensors"] = timeit(
+                lambda: filt.update(obs, act), repeats)
+            obs_np, act_np = obs.cpu().numpy(), act.cpu().numpy()
+            out[f"PC laplace, LinearTracking (4-D), {str(dtype)[6:]}, {label}, numpy"] = timeit(
+                lambda: filt.update(obs_np, act_np), repeats)
     kf = KalmanFilter(dim_x=4, dim_z=2, dim_u=2)
     kf.F, kf.B, kf.H, kf.Q, kf.R = env.A, env.B, env.C, env.Q, env.R
     z, u = np.array([0.1, -0.2]), np.array([0.3, 0.1])
@@ -185,14 +208,17 @@ def latency(repeats: int) -> dict[str, float]:
         kf.update(z)
 
     out["filterpy KF, LinearTracking (4-D)"] = timeit(kf_step, repeats)
-    pend = PCFilter(pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=torch.float64))
-    zt, ut = torch.tensor([0.9, 0.3], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64)
-    out["PC laplace, pendulum (2-D, nonlinear), float64, fixed input"] = timeit(lambda: pend.update(zt, ut),
-                                                                              max(repeats // 10, 50))
+    pend_model = pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=torch.float64).to(DEVICE)
+    zt = torch.tensor([0.9, 0.3], dtype=torch.float64, device=DEVICE)
+    ut = torch.tensor([0.5], dtype=torch.float64, device=DEVICE)
+    for label, small in paths():
+        pend = PCFilter(pend_model, small_path=small)
+        out[f"PC laplace, pendulum (2-D, nonlinear), float64, {label}, fixed input"] = timeit(
+            lambda: pend.update(zt, ut), max(repeats // 10, 50))
     ekf = PendulumEKF(2, 2)
     ekf.x, ekf.P, ekf.Q, ekf.R = np.zeros(2), np.eye(2), Q_PEND, R_PEND
     ukf = make_ukf(np.zeros(2), np.eye(2))
-    zn, un = zt.numpy(), ut.numpy()
+    zn, un = zt.cpu().numpy(), ut.cpu().numpy()
     out["filterpy EKF, pendulum, fixed input"] = timeit(lambda: ekf.step(zn, un), repeats)
 
     def ukf_step() -> None:
@@ -204,23 +230,64 @@ def latency(repeats: int) -> dict[str, float]:
     return out
 
 
-def replay_latency(repeats: int) -> dict[str, float]:
-    """Seconds per update while replaying 4 recorded episodes (realistic readings and torques)."""
+def per_update(repeats: int) -> dict[str, tuple[float, float]]:
+    """(median, p99) seconds of single ``update`` calls while replaying 4 recorded episodes of the
+    pendulum and of LinearTracking (medians of single calls resist the shared machine's stalls)."""
     episodes = [record(seed) for seed in range(4)]
     out = {}
+    clock = time.perf_counter
     for dtype in (torch.float64, torch.float32):
-        pend = PCFilter(pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=dtype))
-        data = [([torch.tensor(o, dtype=dtype) for o in d["o"]], [torch.tensor(a, dtype=dtype) for a in d["a"]],
-                 start(d["o"][0])) for d in episodes]
+        model = pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=dtype).to(DEVICE)
+        for label, small in paths():
+            pend = PCFilter(model, small_path=small)
+            times = []
+            for _ in range(repeats):
+                for d in episodes:
+                    # Timed one update at a time: run() would hide the per-update distribution.
+                    pend.reset(*start(d["o"][0]))
+                    pend.correct(d["o"][0])
+                    for t in range(1, len(d["o"])):
+                        begin = clock()
+                        pend.update(d["o"][t], d["a"][t - 1])
+                        sync()
+                        times.append(clock() - begin)
+            out[f"PC laplace, pendulum replay, {str(dtype)[6:]}, {label}"] = (
+                float(np.median(times)), float(np.percentile(times, 99)))
+    runs = [random_rollout("pcctrl/LinearTracking-v0", 200, seed) for seed in range(4)]
+    model, _ = linear_tracking_model(torch.float64)
+    for label, small in paths():
+        filt = PCFilter(model, small_path=small)
+        times = []
+        for _ in range(repeats):
+            for run in runs:
+                readings = run.observations[:, :2]  # the env's observation is [y, reference]
+                filt.reset()
+                filt.correct(readings[0])
+                for t in range(1, len(readings)):
+                    begin = clock()
+                    filt.update(readings[t], run.actions[t - 1])
+                    sync()
+                    times.append(clock() - begin)
+        out[f"PC laplace, LinearTracking (4-D) replay, float64, {label}"] = (
+            float(np.median(times)), float(np.percentile(times, 99)))
+    return out
 
-        def pc_run() -> None:
-            for obs, act, (x0, P0) in data:
-                pend.reset(x0, P0)
-                pend.correct(obs[0])
-                for t in range(1, len(obs)):
-                    pend.update(obs[t], act[t - 1])
 
-        out[f"PC laplace, pendulum replay, {str(dtype)[6:]}"] = timeit(pc_run, repeats, warmup=1) / sum(len(d["a"]) for d in episodes)
+def replay_latency(repeats: int) -> dict[str, float]:
+    """Mean seconds per update of ``PCFilter.run`` over 4 recorded episodes, and filterpy's."""
+    episodes = [record(seed) for seed in range(4)]
+    out = {}
+    steps = sum(len(d["a"]) for d in episodes)
+    for dtype in (torch.float64, torch.float32):
+        model = pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=dtype).to(DEVICE)
+        for label, small in paths():
+            pend = PCFilter(model, small_path=small)
+
+            def pc_run() -> None:
+                for d in episodes:
+                    pend.run(d["o"], d["a"], *start(d["o"][0]))
+
+            out[f"PC laplace, pendulum run(), {str(dtype)[6:]}, {label}"] = timeit(pc_run, repeats, warmup=1) / steps
 
     def ekf_run() -> None:
         for d in episodes:
@@ -239,24 +306,33 @@ def replay_latency(repeats: int) -> dict[str, float]:
                 ukf.predict(u=float(d["a"][t - 1][0]))
                 ukf.update(d["o"][t])
 
-    steps = sum(len(d["a"]) for d in episodes)
     out["filterpy EKF, pendulum replay"] = timeit(ekf_run, repeats, warmup=1) / steps
     out["filterpy UKF, pendulum replay"] = timeit(ukf_run, repeats, warmup=1) / steps
     return out
 
 
 def throughput(batch: int, repeats: int) -> dict[str, float]:
+    """Filter updates per second with ``batch`` filters in one batch (torch path)."""
     out = {}
+    gen = torch.Generator().manual_seed(0)
     for dtype in (torch.float64, torch.float32):
         model, _ = linear_tracking_model(dtype)
         filt = PCFilter(model)
         filt.reset(batch_size=batch)
-        obs, act = torch.randn(batch, 2, dtype=dtype), torch.randn(batch, 2, dtype=dtype)
+        obs = torch.randn(batch, 2, generator=gen, dtype=dtype).to(DEVICE)
+        act = torch.randn(batch, 2, generator=gen, dtype=dtype).to(DEVICE)
         out[f"PC laplace, LinearTracking, {str(dtype)[6:]}"] = batch / timeit(lambda: filt.update(obs, act), repeats)
-    pend = PCFilter(pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=torch.float32))
-    pend.reset(batch_size=batch)
-    obs, act = torch.randn(batch, 2), torch.randn(batch, 1)
-    out["PC laplace, pendulum, float32"] = batch / timeit(lambda: pend.update(obs, act), max(repeats // 10, 10))
+    for dtype in (torch.float64, torch.float32):
+        pend = PCFilter(pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=dtype).to(DEVICE))
+        angle = torch.rand(batch, generator=gen, dtype=dtype) * 6 - 3
+        pend.reset(torch.stack((angle, torch.zeros_like(angle)), -1), torch.diag(torch.tensor([OBS_STD**2, 1.0])),
+                   batch_size=batch)
+        obs = torch.stack((angle.cos(), angle.sin()), -1) + OBS_STD * torch.randn(batch, 2, generator=gen,
+                                                                                 dtype=dtype)
+        act = torch.rand(batch, 1, generator=gen, dtype=dtype) * 4 - 2
+        obs, act = obs.to(DEVICE), act.to(DEVICE)
+        out[f"PC laplace, pendulum, {str(dtype)[6:]}"] = batch / timeit(lambda: pend.update(obs, act),
+                                                                       max(repeats // 10, 10))
     return out
 
 
@@ -264,11 +340,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--quick", action="store_true", help="fewer seeds and repeats (smoke run)")
+    parser.add_argument("--device", default="cpu", help="where the PC filters run (cpu or cuda)")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     seeds, steps, episodes, repeats = (3, 300, 4, 200) if args.quick else (10, 2000, 32, 2000)
     torch.set_num_threads(1)
     print(f"# pcctrl filter benchmark — {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"python {platform.python_version()}")
+          f"python {platform.python_version()}, PC filters on {DEVICE}")
     mse = tracking(seeds, steps)
     print(f"\n## Constant-acceleration tracking (3-D state, Q = R = I, {steps} steps, {seeds} seeds), MSE")
     for name, value in mse.items():
@@ -277,16 +356,20 @@ def main() -> None:
     res = pendulum(episodes)
     print(f"\n## Pendulum, noisy [cos, sin] sensor only (std {OBS_STD}), {episodes} episodes x 200 steps, RMSE")
     for name, value in res.items():
-        print(f"  {name:<16} RMSE {value:.4f}   / EKF {value / res['EKF (filterpy)']:.4f}"
+        print(f"  {name:<48} RMSE {value:.4f}   / EKF {value / res['EKF (filterpy)']:.4f}"
               f"   / UKF {value / res['UKF (filterpy)']:.4f}")
     for threads in args.threads:
         torch.set_num_threads(threads)
         print(f"\n## Update latency, batch 1, CPU, torch threads = {threads} (median of 5 rounds)")
         for name, value in latency(repeats).items():
-            print(f"  {name:<60} {value * 1e6:9.1f} us")
+            print(f"  {name:<72} {value * 1e6:9.1f} us")
+        print(f"\n## Single update calls while replaying 4 recorded episodes, torch threads = {threads}: "
+              "median, p99")
+        for name, (med, p99) in per_update(1 if args.quick else 3).items():
+            print(f"  {name:<72} {med * 1e6:9.1f} us   p99 {p99 * 1e6:9.1f} us")
         print(f"\n## Throughput, batch 1024, CPU, torch threads = {threads}")
         for name, value in throughput(1024, max(repeats // 20, 20)).items():
-            print(f"  {name:<60} {value / 1e6:9.3f} M filter-updates/s")
+            print(f"  {name:<72} {value / 1e6:9.3f} M filter-updates/s")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,14 @@
 
 MLP 784-256-256-10 (tanh), batch 256, squared-error output energy, T inference steps of plain
 gradient descent on the nodes then one SGD weight step, in both libraries. Prints the median
-step time of each, their ratio (bar: pcctrl/PCX <= 1.0 at T = 1, 8, 20) and torch's backprop step.
-PCX needs JAX: run in an environment with both, e.g.
-``python -m venv /tmp/pcx && /tmp/pcx/bin/pip install pcx torch==2.13.0 && /tmp/pcx/bin/pip install -e .``
-then ``/tmp/pcx/bin/python benchmarks/pcx_compare.py``. One CPU thread for both by default.
+step time of each (pcctrl on its default fused path and, beside it, on the autograd path
+``fused=False``), their ratio (bar: pcctrl/PCX <= 0.8 at T = 1, 8, 20), PCX's first-call (jit
+compile) time, and torch's backprop step. Rounds alternate between the contenders.
+PCX needs JAX: ``pip install pcx`` (0.6.3 pulls jax/jaxlib 0.4.38, optax, equinox) into the same
+environment as pcctrl, then ``python benchmarks/pcx_compare.py``. One CPU thread for both by
+default (``PCX_COMPARE_THREADS``); ``--device cuda`` runs pcctrl on CUDA (JAX on its default
+backend, which is printed). Times are given on the wall clock and as the process's CPU time
+(all its threads), which on an oversubscribed machine leaves out waiting for a core.
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ if THREADS == 1:  # must be set before JAX starts its thread pool
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 
-def _median_ms(step: Callable[[], None], repeats: int) -> float:
-    for _ in range(3):
-        step()
-    times = []
+def _median_ms(step: Callable[[], None], repeats: int, sync: Callable[[], None] = lambda: None) -> tuple[float, float]:
+    """Median wall and CPU (``time.process_time``, all threads of this process) ms per call."""
+    step()
+    sync()
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         step()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        sync()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return 1000 * statistics.median(wall), 1000 * statistics.median(cpu)
 
 
 def pcx_step(T: int, x_np, y_np) -> Callable[[], None]:
@@ -100,27 +107,32 @@ def pcx_step(T: int, x_np, y_np) -> Callable[[], None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=10, help="timed steps per contender per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--device", default="cpu", help="pcctrl's device (cpu or cuda)")
     args = parser.parse_args()
     try:
         import pcx  # noqa: F401
     except ImportError:
-        sys.exit("PCX is not installed here; see this script's docstring for an environment with it.")
+        sys.exit("PCX is not installed here: pip install pcx (see this script's docstring).")
+    import jax
     import numpy as np
     import torch
     from torch import nn
 
     from pcctrl import PCNetwork
 
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     torch.set_num_threads(THREADS)
     rng = np.random.default_rng(0)
     x_np = rng.standard_normal((256, 784)).astype(np.float32)
     y_np = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 256)]
-    x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
+    x, y = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
     torch.manual_seed(0)
     # Value nodes where PCX has its vodes: after each tanh(linear(.)), and at the output.
     model = nn.Sequential(nn.Sequential(nn.Linear(784, 256), nn.Tanh()),
-                          nn.Sequential(nn.Linear(256, 256), nn.Tanh()), nn.Linear(256, 10))
+                          nn.Sequential(nn.Linear(256, 256), nn.Tanh()), nn.Linear(256, 10)).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
 
     def backprop() -> None:
@@ -128,16 +140,29 @@ def main() -> None:
         (0.5 * (model(x) - y).square().sum(1).mean()).backward()
         opt.step()
 
-    print(f"MLP 784-256-256-10 tanh, batch 256, {THREADS} thread(s); medians of {args.repeats}")
-    print(f"torch backprop step: {_median_ms(backprop, args.repeats):.2f} ms")
-    print(f"{'T':>3}{'pcctrl ms':>11}{'PCX ms':>9}{'pcctrl/PCX':>12}  bar <= 1.0")
+    print(f"MLP 784-256-256-10 tanh, batch 256, {THREADS} thread(s); pcctrl on {device}, JAX on "
+          f"{jax.default_backend()}; medians of {args.rounds} interleaved rounds x {args.repeats} steps")
+    bp_wall, bp_cpu = _median_ms(backprop, 3 * args.repeats, sync)
+    print(f"torch backprop step: {bp_wall:.2f} ms wall, {bp_cpu:.2f} ms cpu")
+    print(f"{'T':>3} {'clock':<5}{'pcctrl ms':>10}{'eager ms':>10}{'PCX ms':>9}{'pcctrl/PCX':>12}"
+          f"{'eager/PCX':>11}  bar <= 0.8   PCX first call (jit) s")
     for T in (1, 8, 20):
-        net = PCNetwork(model, algorithm="il", T=T, x_lr=0.1)
-        ours = lambda: net.train_step(x, y, opt)  # noqa: E731
+        fused = PCNetwork(model, algorithm="il", T=T, x_lr=0.1)
+        eager = PCNetwork(model, algorithm="il", T=T, x_lr=0.1, fused=False)
         theirs = pcx_step(T, x_np, y_np)
-        rounds = [(_median_ms(ours, args.repeats // 3), _median_ms(theirs, args.repeats // 3)) for _ in range(3)]
-        a, b = statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds)
-        print(f"{T:>3}{a:11.2f}{b:9.2f}{a / b:12.2f}  {'yes' if a <= b else 'NO'}")
+        start = time.perf_counter()
+        theirs()
+        compile_s = time.perf_counter() - start
+        contenders = {"fused": lambda: fused.train_step(x, y, opt), "eager": lambda: eager.train_step(x, y, opt),
+                      "pcx": theirs}
+        rounds: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+        for _ in range(args.rounds):
+            for name, step in contenders.items():
+                rounds[name].append(_median_ms(step, args.repeats, sync))
+        for clock, index in (("wall", 0), ("cpu", 1)):
+            a, e, b = (statistics.median(r[index] for r in rounds[n]) for n in ("fused", "eager", "pcx"))
+            print(f"{T:>3} {clock:<5}{a:10.2f}{e:10.2f}{b:9.2f}{a / b:12.2f}{e / b:11.2f}  "
+                  f"{'yes' if a <= 0.8 * b else 'NO':<11}  {compile_s:.1f}")
 
 
 if __name__ == "__main__":

@@ -59,11 +59,8 @@ def main() -> None:
     x0 = np.array([np.arctan2(readings[0, 1], readings[0, 0]), 0.0])
     P0 = np.diag([OBS_STD**2, 1.0])
     filt = PCFilter(pendulum_model(DT, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=torch.float64))
-    filt.reset(x0, P0)
-    beliefs = [filt.correct(readings[0])]
-    beliefs += [filt.update(readings[t], actions[t - 1]) for t in range(1, len(readings))]
-    pc_mean = np.stack([b.mean.numpy() for b in beliefs])
-    pc_std = np.stack([b.std.numpy() for b in beliefs])
+    beliefs = filt.run(readings, actions, x0, P0)
+    pc_mean, pc_std = beliefs.mean.numpy(), beliefs.std.numpy()
     ekf_mean, ekf_std = ekf(readings, actions, x0, P0)
 
     # Angles are compared modulo 2 pi: unwrap each estimate onto the true angle's branch.

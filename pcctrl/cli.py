@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pcctrl.agents.compare_cli import add_compare_parser, run_compare
+from pcctrl.io.commands import add_parsers as add_io_parsers
+from pcctrl.io.commands import run as run_io
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--threads", type=int, default=1,
                       help="torch CPU threads for this run; its models are small and run fastest on one "
                            "(default 1; 0 keeps torch's default)")
+    add_io_parsers(commands)
     return parser
 
 
@@ -29,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "compare":
         return run_compare(args)
+    if args.command in ("fit", "filter", "serve"):
+        return run_io(args)
     if args.command == "demo":
         if args.epochs <= 0 or args.threads < 0:
             print("pcctrl demo: --epochs must be positive and --threads non-negative", file=sys.stderr)

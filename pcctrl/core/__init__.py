@@ -1,7 +1,8 @@
 """The predictive-coding core: energy, value nodes, graphs, inference, local learning."""
 
 from ..errors import NodeShapeError, NonFiniteEnergyError, PCError, UnknownNodeError
-from .graph import EnergyGraph, NodeSpec
+from .energy_graph import EnergyGraph, NodeSpec
+from .guard import DivergenceGuard
 from .inference import Relaxation
 from .learning import ALGORITHMS, StepRecord
 from .network import PCNetwork
@@ -10,6 +11,7 @@ from .precision import Precision
 
 __all__ = [
     "ALGORITHMS",
+    "DivergenceGuard",
     "EnergyGraph",
     "NodeShapeError",
     "NodeSpec",

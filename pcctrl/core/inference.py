@@ -16,13 +16,36 @@ import torch
 from torch import Tensor
 
 from ..errors import NonFiniteEnergyError
-from .graph import EnergyGraph, State
+from .energy_graph import EnergyGraph, State
+from .guard import DivergenceGuard, energy_divergence, first_growth_step
 
 NodeOptimizer = Callable[[Sequence[Tensor]], torch.optim.Optimizer]
 """Builds a torch optimizer over the free node tensors, e.g. ``lambda xs: torch.optim.Adam(xs, lr=0.05)``."""
 
 LocalGraphs = dict[str, tuple[tuple[Tensor, ...], Tensor]]
 WeightHook = Callable[[Sequence[Tensor | None]], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one inference (and learning step) runs: algorithm, steps, step size, stopping, guard."""
+
+    algorithm: str
+    steps: int
+    x_lr: float
+    tol: float | None = None
+    node_optimizer: NodeOptimizer | None = None
+    guard: DivergenceGuard = DivergenceGuard()
+
+    @property
+    def fixed_predictions(self) -> bool:
+        """Whether predictions stay at their feed-forward values (``fpa`` and ``exact``)."""
+        return self.algorithm in ("fpa", "exact")
+
+    @property
+    def watches_growth(self) -> bool:
+        """Whether the energy-growth guard applies: relaxation that descends the energy."""
+        return self.guard.energy_growth is not None and not self.fixed_predictions
 
 
 @dataclass
@@ -53,16 +76,32 @@ class Relaxation:
         return torch.stack(self.energy_steps).tolist() if self.energy_steps else []
 
 
-def check_finite(graph: EnergyGraph, per_node: list[Tensor], names: list[str]) -> None:
-    """Raise ``NonFiniteEnergyError`` naming nodes whose energy is NaN/inf at the first bad step."""
-    if not per_node or not names:
+def check_trace(graph: EnergyGraph, table: Tensor, names: list[str], growth: float | None = None) -> None:
+    """Raise on the first bad inference step of a per-step, per-node energy ``table``.
+
+    ``NonFiniteEnergyError`` (naming the nodes) at a step whose energy is NaN/inf;
+    ``DivergenceError`` at a step where the total energy grew past ``growth`` times its start
+    (see ``guard``), whichever comes first. One host sync when all is well.
+    """
+    if table.numel() == 0 or not names:
         return
-    table = torch.stack(per_node)
-    if bool(torch.isfinite(table.sum())):
-        return
-    finite = torch.isfinite(table)
-    bad_step = int((~finite.all(dim=1)).nonzero()[0, 0])
-    bad = [names[i] for i in (~finite[bad_step]).nonzero().flatten().tolist()]
+    totals = table.sum(1)
+    finite = torch.isfinite(totals.sum())
+    if growth is None:
+        if bool(finite):
+            return
+    else:
+        start = totals[0]
+        grown = (totals > start + (growth - 1.0) * start.abs()).any()
+        if bool(finite & ~grown):
+            return
+    good = torch.isfinite(table).all(dim=1)
+    bad_step = int((~good).nonzero()[0, 0]) if not bool(good.all()) else None
+    grew = first_growth_step(totals, growth) if growth is not None else None
+    if grew is not None and (bad_step is None or grew < bad_step):
+        raise energy_divergence(grew, float(totals[0]), float(totals[grew]), growth)  # type: ignore[arg-type]
+    assert bad_step is not None
+    bad = [names[i] for i in (~torch.isfinite(table[bad_step])).nonzero().flatten().tolist()]
     raise NonFiniteEnergyError([graph.describe(n) for n in bad], bad_step)
 
 
@@ -111,7 +150,7 @@ def local_forward(graph: EnergyGraph, state: State) -> LocalGraphs:
     return local
 
 
-def _backward(
+def local_backward(
     graph: EnergyGraph,
     local: LocalGraphs,
     signals: dict[str, Tensor],
@@ -153,21 +192,22 @@ def _backward(
 def relax(
     graph: EnergyGraph,
     state: State,
-    steps: int,
-    x_lr: float,
-    tol: float | None = None,
-    node_optimizer: NodeOptimizer | None = None,
-    fixed_predictions: bool = False,
+    settings: Settings,
+    *,
     weight_hook: WeightHook | None = None,
     params: Sequence[Tensor] = (),
 ) -> Relaxation:
     """Relax the inferred nodes by gradient steps on the energy (or a torch optimizer).
 
-    ``fixed_predictions`` holds every prediction at its starting (feed-forward) value: the
-    fixed-prediction assumption. ``weight_hook`` (incremental PC) receives, at every step, the
-    energy gradient of ``params`` (batch mean) taken at the same point as the node gradient,
-    and may update them; all predictions are then recomputed.
+    ``settings.fixed_predictions`` (``fpa``/``exact``) holds every prediction at its starting
+    (feed-forward) value. ``weight_hook`` (incremental PC) receives, at every step, the energy
+    gradient of ``params`` (batch mean) taken at the same point as the node gradient, and may
+    update them; all predictions are then recomputed. The guard in ``settings`` stops a
+    relaxation whose energy grows (``DivergenceError``) or turns non-finite.
     """
+    steps, x_lr, tol = settings.steps, settings.x_lr, settings.tol
+    node_optimizer, fixed_predictions = settings.node_optimizer, settings.fixed_predictions
+    growth = settings.guard.energy_growth if settings.watches_growth else None
     if fixed_predictions and not graph.is_acyclic:
         raise ValueError("fixed predictions need an acyclic graph")
     local = local_forward(graph, state)
@@ -222,11 +262,11 @@ def relax(
             previous = current
         if step == steps or not (inferred or weight_hook):
             break
-        feedback, param_grads = _backward(
+        feedback, param_grads = local_backward(
             graph, local, signals, inferred_set, params if weight_hook else (), retain=True
         )
         if weight_hook is not None:
-            check_finite(graph, per_node, names)
+            check_trace(graph, _weighted(per_node, halves), names, growth)
             grads = [None if g is None else g * (-1.0 / state.batch) for g in param_grads]
             mus_now = {n: mu.detach() for n, (_, mu) in local.items()}
             weight_hook(add_gradients(grads, precision_gradients(graph, state, mus_now, names, params)))
@@ -250,14 +290,19 @@ def relax(
             optimizer.step()
             moved = set(inferred)
         done += 1
-    check_finite(graph, per_node, names)
+    table = _weighted(per_node, halves)
+    check_trace(graph, table, names, growth)
     for name in inferred:
         state.values[name] = state.values[name].detach()
     mus = {n: mu.detach() for n, (_, mu) in local.items()}
     graph.fill_sinks(state, mus)
-    table = torch.stack(per_node) * halves if names else torch.stack(per_node)
     trace = list((table.sum(1) / state.batch).unbind())
     return Relaxation(state, mus, trace, done, converged, local, signals)
+
+
+def _weighted(per_node: list[Tensor], halves: Tensor) -> Tensor:
+    table = torch.stack(per_node)
+    return table * halves if table.shape[1] == halves.shape[0] else table
 
 
 def add_gradients(a: list[Tensor | None], b: list[Tensor | None]) -> list[Tensor | None]:

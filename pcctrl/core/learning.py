@@ -9,12 +9,15 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from .graph import EnergyGraph, State
+from ..errors import NonFiniteError
+from .energy_graph import EnergyGraph, State
+from .guard import check_moves, guarded_step
 from .inference import (
-    NodeOptimizer,
     Relaxation,
-    _backward,
+    Settings,
     add_gradients,
+    check_trace,
+    local_backward,
     local_forward,
     precision_gradients,
     relax,
@@ -40,17 +43,6 @@ class StepRecord:
     converged: bool
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Inference settings of a learning step."""
-
-    algorithm: str
-    steps: int
-    x_lr: float
-    tol: float | None = None
-    node_optimizer: NodeOptimizer | None = None
-
-
 def learnable_parameters(graph: EnergyGraph) -> list[nn.Parameter]:
     """Parameters that the PC weight step updates (predictions and learnable precisions)."""
     return [p for p in graph.parameters() if p.requires_grad]
@@ -64,7 +56,7 @@ def _weight_gradients(
     Only nodes with a non-zero error send their signal back through their own prediction.
     """
     state = relaxation.state
-    _, grads = _backward(graph, relaxation.local_graphs, relaxation.signals, set(), params, retain=False)
+    _, grads = local_backward(graph, relaxation.local_graphs, relaxation.signals, set(), params, retain=False)
     grads = [None if g is None else g * (-1.0 / state.batch) for g in grads]
     names = graph.energy_nodes(state)
     return add_gradients(grads, precision_gradients(graph, state, relaxation.mus, names, params))
@@ -116,10 +108,12 @@ def _exact_sweep(
                 end.append(graph.signal_and_energy(name, state.values[name], mus[name], state)[1])
         if not signals:
             continue
-        parents, grads = _backward(graph, local, signals, inferred, params, retain=False)
+        parents, grads = local_backward(graph, local, signals, inferred, params, retain=False)
         for owner, grad in parents.items():
             feedback[owner] = feedback[owner] + grad if owner in feedback else grad
         totals = add_gradients(totals, [None if g is None else g * (-1.0 / state.batch) for g in grads])
+    if start:
+        check_trace(graph, torch.stack([torch.stack(start), torch.stack(end)]), names)
     totals = add_gradients(totals, precision_gradients(graph, state, mus, names, params))
     graph.fill_sinks(state, mus)
     trace = [torch.stack(start).sum() / state.batch, torch.stack(end).sum() / state.batch] if start else []
@@ -144,17 +138,15 @@ def pc_gradients(
         return _exact_sweep(graph, state, params)
     if settings.algorithm == "ipc":
         raise ValueError("'ipc' updates weights during inference; it has no single PC update")
-    relaxation = relax(
-        graph, state, settings.steps, settings.x_lr, settings.tol, settings.node_optimizer,
-        fixed_predictions=settings.algorithm == "fpa",
-    )
+    relaxation = relax(graph, state, settings)
     return _weight_gradients(graph, relaxation, params), relaxation
 
 
-def _write_gradients(params: list[nn.Parameter], grads: list[Tensor | None]) -> None:
+def write_gradients(params: list[nn.Parameter], grads: list[Tensor | None]) -> None:
+    """Write a PC update into ``.grad``; a non-finite update raises and writes nothing."""
     present = [g.sum() for g in grads if g is not None]
     if present and not bool(torch.isfinite(torch.stack(present).sum())):
-        raise FloatingPointError(
+        raise NonFiniteError(
             "the PC update is not finite; parameters were left unchanged. "
             "Lower the inference step size or check the data."
         )
@@ -162,25 +154,38 @@ def _write_gradients(params: list[nn.Parameter], grads: list[Tensor | None]) -> 
         param.grad = torch.zeros_like(param) if grad is None else grad.detach()
 
 
+def apply_update(
+    params: list[nn.Parameter],
+    grads: list[Tensor | None],
+    settings: Settings,
+    optimizer: torch.optim.Optimizer | None,
+    owner: nn.Module | None = None,
+) -> None:
+    """Write the update into ``.grad`` and take the optimizer's step under the update bound."""
+    write_gradients(params, grads)
+    if optimizer is not None:
+        guarded_step(optimizer, settings.guard.max_update, owner)
+
+
 def train_step(
     graph: EnergyGraph,
     state: State,
     settings: Settings,
     optimizer: torch.optim.Optimizer | None,
+    owner: nn.Module | None = None,
 ) -> StepRecord:
     """One PC learning step: relax, then write the local update into ``.grad`` and step.
 
     With ``optimizer=None`` the update is only written into ``.grad``. If inference fails
-    (non-finite energy) an exception is raised and the parameters are left as they were.
+    (non-finite or diverging energy) or the step would move a parameter past the guard's bound,
+    an exception is raised and the parameters are left as they were.
     """
     check_algorithm(settings.algorithm)
     if settings.algorithm == "ipc":
-        return _ipc_step(graph, state, settings, optimizer)
+        return _ipc_step(graph, state, settings, optimizer, owner)
     params = learnable_parameters(graph)
     grads, relaxation = pc_gradients(graph, state, settings)
-    _write_gradients(params, grads)
-    if optimizer is not None:
-        optimizer.step()
+    apply_update(params, grads, settings, optimizer, owner)
     return StepRecord(settings.algorithm, relaxation.energy, relaxation.steps, relaxation.converged)
 
 
@@ -189,6 +194,7 @@ def _ipc_step(
     state: State,
     settings: Settings,
     optimizer: torch.optim.Optimizer | None,
+    owner: nn.Module | None = None,
 ) -> StepRecord:
     """Incremental PC: a weight step after every inference step; rolled back on failure."""
     if optimizer is None:
@@ -198,14 +204,12 @@ def _ipc_step(
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
 
     def weight_step(grads: list[Tensor | None]) -> None:
-        _write_gradients(params, [None if g is None else g / state.batch for g in grads])
+        write_gradients(params, [None if g is None else g / state.batch for g in grads])
         optimizer.step()
 
     try:
-        relaxation = relax(
-            graph, state, settings.steps, settings.x_lr, settings.tol,
-            settings.node_optimizer, weight_hook=weight_step, params=params,
-        )
+        relaxation = relax(graph, state, settings, weight_hook=weight_step, params=params)
+        check_moves(params, saved_params, settings.guard.max_update, owner)
     except (FloatingPointError, RuntimeError):
         with torch.no_grad():
             for param, saved in zip(params, saved_params):

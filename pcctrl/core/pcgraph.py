@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .graph import EnergyGraph, NodeSpec, parameter_dtype
-from .inference import NodeOptimizer, Relaxation, relax
-from .learning import Settings, StepRecord, check_algorithm, train_step
+from .energy_graph import EnergyGraph, NodeSpec, parameter_dtype
+from .guard import NO_GUARD, DivergenceGuard
+from .inference import NodeOptimizer, Relaxation, Settings, relax
+from .learning import StepRecord, check_algorithm, train_step
 from .precision import Precision
+
+
+@dataclass
+class _GraphCache:
+    """The energy graph, built on first use. A plain object, so ``nn.Module`` does not register
+    (and save) the edges a second time through it."""
+
+    graph: EnergyGraph | None = None
 
 
 class _EdgeSum:
@@ -33,7 +43,10 @@ class PCGraph(nn.Module):
     allowed (PC graphs, Salvatori et al. 2022). Clamp any subset of nodes and infer the rest:
     clamp the input to classify, the label to generate, part of a pattern to recall the rest
     (NaN entries of a clamped value are missing and are inferred). Learning uses ``"il"`` or
-    ``"ipc"``; ``"fpa"``/``"exact"`` need an acyclic graph.
+    ``"ipc"``; ``"fpa"``/``"exact"`` need an acyclic graph. ``guard`` (``DivergenceGuard``, on by
+    default; ``None`` turns it off) stops diverging relaxations and weight steps. ``infer`` uses the
+    graph's algorithm: with ``"fpa"`` predictions stay at their starting values, as in
+    ``PCNetwork.relax``.
 
     Example::
 
@@ -55,6 +68,7 @@ class PCGraph(nn.Module):
         x_lr: float = 0.1,
         tol: float | None = None,
         node_optimizer: NodeOptimizer | None = None,
+        guard: DivergenceGuard | None = DivergenceGuard(),
     ) -> None:
         super().__init__()
         check_algorithm(algorithm)
@@ -76,7 +90,8 @@ class PCGraph(nn.Module):
         self.x_lr = x_lr
         self.tol = tol
         self.node_optimizer = node_optimizer
-        object.__setattr__(self, "_graph", None)
+        self.guard = guard if guard is not None else NO_GUARD
+        self._cache = _GraphCache()
         for src, dst, module in edges:
             self.connect(src, dst, module)
 
@@ -106,11 +121,11 @@ class PCGraph(nn.Module):
             )
         self.edges[f"{src}__{dst}"] = module
         self._edge_list.append((src, dst))
-        object.__setattr__(self, "_graph", None)
+        self._cache.graph = None
 
     def graph(self) -> EnergyGraph:
         """The underlying energy graph."""
-        if self._graph is None:
+        if self._cache.graph is None:
             specs = []
             for name, shape in self.shapes.items():
                 incoming = [(s, d) for s, d in self._edge_list if d == name]
@@ -126,22 +141,23 @@ class PCGraph(nn.Module):
             graph = EnergyGraph(specs, self.edges, dict(self.precisions.items()))
             for name, precision in self.precisions.items():
                 precision.check_shape(torch.Size(self.shapes[name]), name)
-            object.__setattr__(self, "_graph", graph)
-        return self._graph
+            self._cache.graph = graph
+        return self._cache.graph
 
     def _settings(self, steps: int | None) -> Settings:
-        return Settings(self.algorithm, self.T if steps is None else steps, self.x_lr, self.tol, self.node_optimizer)
+        return Settings(
+            self.algorithm, self.T if steps is None else steps, self.x_lr, self.tol, self.node_optimizer, self.guard
+        )
 
     def infer(self, clamps: Mapping[str, Tensor], T: int | None = None) -> Relaxation:
         """Clamp the given nodes (NaN entries missing) and relax the others; weights unchanged."""
         graph = self.graph()
         state = graph.prepare(clamps)
-        settings = self._settings(T)
-        return relax(graph, state, settings.steps, settings.x_lr, settings.tol, settings.node_optimizer)
+        return relax(graph, state, self._settings(T))
 
     def train_step(
         self, clamps: Mapping[str, Tensor], optimizer: torch.optim.Optimizer | None = None, T: int | None = None
     ) -> StepRecord:
         """Relax with ``clamps`` fixed, then take a local weight step (writes ``.grad``)."""
         graph = self.graph()
-        return train_step(graph, graph.prepare(clamps), self._settings(T), optimizer)
+        return train_step(graph, graph.prepare(clamps), self._settings(T), optimizer, self)

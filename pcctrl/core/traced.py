@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, fx, nn
 
-from .graph import NodeSpec
+from .energy_graph import NodeSpec
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ class Covariance(nn.Module):
     that drives only some state entries); its ``precision()`` then raises.
     """
 
-    def __init__(self, name: str, size: int, cov: Any = None, precision: Any = None,
+    def __init__(self, name: str, size: int, cov: Any = None, precision: Any = None, *,
                  learnable: bool = False, dtype: torch.dtype | None = None,
                  allow_singular: bool = False) -> None:
         super().__init__()

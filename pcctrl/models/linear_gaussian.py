@@ -10,7 +10,25 @@ from torch import Tensor, nn
 
 from .covariance import resolve_dtype
 from ..errors import InvalidArgumentError
-from .state_space import StateSpaceModel
+from .state_space import NumpyKernel, StateSpaceModel
+
+
+class _LinearKernel:
+    """``A s + B a`` and ``C s`` on float64 numpy arrays (matrices copied when the kernel is made)."""
+
+    def __init__(self, A: Tensor, B: Tensor, C: Tensor) -> None:
+        self.A, self.B, self.C = (m.detach().cpu().double().numpy().copy() for m in (A, B, C))
+        self.has_action = self.B.shape[1] > 0
+
+    def transition(self, s: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self.A @ s
+        return (out + self.B @ a if self.has_action else out), self.A
+
+    def observation(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.C @ s, self.C
+
+    def observe(self, s: np.ndarray) -> np.ndarray:
+        return self.C @ s
 
 
 def _matrix(value: Any, name: str, dtype: torch.dtype, shape: tuple[int | None, int | None]) -> Tensor:
@@ -39,7 +57,7 @@ class LinearGaussianModel(StateSpaceModel):
 
     is_linear = True
 
-    def __init__(self, A: Any, B: Any, C: Any, Q: Any, R: Any, learnable: bool = False,
+    def __init__(self, A: Any, B: Any, C: Any, Q: Any, R: Any, *, learnable: bool = False,
                  dtype: torch.dtype | None = None) -> None:
         dtype = resolve_dtype(dtype, A, B, C, Q, R)
         A_ = _matrix(A, "A", dtype, (None, None))
@@ -70,6 +88,11 @@ class LinearGaussianModel(StateSpaceModel):
     def linearize_observation(self, s: Tensor) -> tuple[Tensor, Tensor]:
         """``(C s, C)`` (``C`` broadcast over the batch)."""
         return self._linear_observation(s), self.C.expand(s.shape[0], -1, -1)
+
+    def numpy_kernel(self) -> NumpyKernel | None:
+        """``A``, ``B``, ``C`` as float64 numpy matrices (a snapshot: the filter rebuilds it for
+        learnable models; ``None`` for subclasses)."""
+        return _LinearKernel(self.A, self.B, self.C) if type(self) is LinearGaussianModel else None
 
     def to_checkpoint(self) -> dict[str, Any]:
         """Matrices, settings and every tensor (``state_dict``) as checkpoint data."""

@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from .state_space import StateSpaceModel
+from .state_space import NumpyKernel, StateSpaceModel
+
+
+class _PendulumKernel:
+    """:class:`PendulumModel`'s functions and Jacobians for one state, in float64 Python arithmetic."""
+
+    def __init__(self, model: "PendulumModel") -> None:
+        self.dt, self.k, self.kt = model.dt, 1.5 * model.gravity * model.dt, 3.0 * model.dt
+        self.max_speed, self.max_torque = model.max_speed, model.max_torque
+
+    def transition(self, s: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        theta, omega = s.tolist()
+        torque = min(max(a.tolist()[0], -self.max_torque), self.max_torque)
+        # The same operation order as the torch step, so float64 results agree to the last bits.
+        raw = (omega + self.k * math.sin(theta)) + self.kt * torque
+        speed = min(max(raw, -self.max_speed), self.max_speed)
+        inside = 1.0 if abs(raw) <= self.max_speed else 0.0
+        cos = math.cos(theta)
+        jac = np.array([[1.0 + inside * (cos * (self.dt * self.k)), inside * self.dt],
+                        [inside * (cos * self.k), inside]])
+        return np.array([theta + self.dt * speed, speed]), jac
+
+    def observation(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        theta = s.tolist()[0]
+        c, sn = math.cos(theta), math.sin(theta)
+        return np.array([c, sn]), np.array([[-sn, 0.0], [c, 0.0]])
+
+    def observe(self, s: np.ndarray) -> np.ndarray:
+        theta = s.tolist()[0]
+        return np.array([math.cos(theta), math.sin(theta)])
 
 
 class PendulumModel(StateSpaceModel):
@@ -22,7 +53,7 @@ class PendulumModel(StateSpaceModel):
     included), so they equal :func:`~pcctrl.models.batched_jacobian` of the same functions.
     """
 
-    def __init__(self, dt: float, g: float, max_speed: float, max_torque: float, process_cov: Tensor,
+    def __init__(self, dt: float, g: float, max_speed: float, max_torque: float, *, process_cov: Tensor,
                  obs_cov: Tensor, dtype: torch.dtype) -> None:
         self.dt, self.gravity = float(dt), float(g)
         self.max_speed, self.max_torque = float(max_speed), float(max_torque)
@@ -46,8 +77,8 @@ class PendulumModel(StateSpaceModel):
     @classmethod
     def from_checkpoint(cls, data: dict[str, Any]) -> "PendulumModel":
         """Rebuild a :meth:`to_checkpoint` model; its tensors are restored bit for bit."""
-        model = cls(data["dt"], data["g"], data["max_speed"], data["max_torque"], data["process_cov"],
-                    data["obs_cov"], data["dtype"])
+        model = cls(data["dt"], data["g"], data["max_speed"], data["max_torque"], process_cov=data["process_cov"],
+                    obs_cov=data["obs_cov"], dtype=data["dtype"])
         model.load_state_dict(data["state_dict"], strict=True)
         return model
 
@@ -80,8 +111,12 @@ class PendulumModel(StateSpaceModel):
         y = self._observation(s)
         return y, (y @ self._g_basis).view(-1, 2, 2)
 
+    def numpy_kernel(self) -> NumpyKernel | None:
+        """The closed-form functions in float64 Python arithmetic (``None`` for subclasses)."""
+        return _PendulumKernel(self) if type(self) is PendulumModel else None
 
-def pendulum_model(dt: float = 0.05, g: float = 10.0, obs_noise_std: float = 0.1,
+
+def pendulum_model(dt: float = 0.05, g: float = 10.0, *, obs_noise_std: float = 0.1,
                    process_noise_std: float = 0.0, max_speed: float = 8.0, max_torque: float = 2.0,
                    velocity_jitter: float = 1e-6, dtype: torch.dtype | None = None) -> PendulumModel:
     """State ``[theta, theta_dot]``, action torque, observation ``[cos theta, sin theta]``.
@@ -95,4 +130,4 @@ def pendulum_model(dt: float = 0.05, g: float = 10.0, obs_noise_std: float = 0.1
     var = process_noise_std**2
     q = torch.tensor([[var * dt * dt, var * dt], [var * dt, var + velocity_jitter]], dtype=dtype)
     r = torch.full((2,), obs_noise_std**2, dtype=dtype)
-    return PendulumModel(dt, g, max_speed, max_torque, q, r, dtype)
+    return PendulumModel(dt, g, max_speed, max_torque, process_cov=q, obs_cov=r, dtype=dtype)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -39,6 +40,27 @@ def batched_jacobian(fn: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor,
                                          allow_unused=True)
             rows.append(torch.zeros_like(leaf) if row is None else row)
     return out.detach(), torch.stack(rows, dim=1)
+
+
+class NumpyKernel(Protocol):
+    """The model's ``f`` and ``g`` with their Jacobians for one state, on float64 numpy arrays.
+
+    The PC filter's batch-1 CPU path (:mod:`pcctrl.estimation.small_gauss_newton`) calls it
+    instead of the torch functions: on a 2-D state, torch's per-op overhead is most of the cost.
+    It must compute the same functions as the model's torch methods (tests check each kernel).
+    """
+
+    def transition(self, s: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(f(s, a), F)`` for ``s`` of shape ``(n,)``, ``a`` of shape ``(m,)``."""
+        ...
+
+    def observation(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(g(s), G)`` for ``s`` of shape ``(n,)``."""
+        ...
+
+    def observe(self, s: np.ndarray) -> np.ndarray:
+        """``g(s)`` alone."""
+        ...
 
 
 class StateSpaceModel(nn.Module):
@@ -78,8 +100,8 @@ class StateSpaceModel(nn.Module):
         self.g = observation
         dtype = resolve_dtype(dtype, process_cov, process_precision, obs_cov, obs_precision)
         self.process_noise = Covariance("process", self.state_dim, process_cov, process_precision,
-                                        learnable, dtype, allow_singular=True)
-        self.obs_noise = Covariance("obs", self.obs_dim, obs_cov, obs_precision, learnable, dtype)
+                                        learnable=learnable, dtype=dtype, allow_singular=True)
+        self.obs_noise = Covariance("obs", self.obs_dim, obs_cov, obs_precision, learnable=learnable, dtype=dtype)
         self._check_functions()
 
     def _check_functions(self) -> None:
@@ -121,6 +143,14 @@ class StateSpaceModel(nn.Module):
     def linearize_observation(self, s: Tensor) -> tuple[Tensor, Tensor]:
         """``(g(s), G)`` with ``G = d g / d s`` of shape ``(B, obs_dim, state_dim)``."""
         return batched_jacobian(self.g, s)
+
+    def numpy_kernel(self) -> NumpyKernel | None:
+        """A numpy twin of ``f``/``g`` for the filter's batch-1 path, or ``None`` (the default: torch only).
+
+        Subclasses with closed-form functions return one; a subclass of those that changes the
+        functions must override this too (the built-in kernels return ``None`` for subclasses).
+        """
+        return None
 
     def process_cov(self) -> Tensor:
         """Process noise covariance ``Q``."""

@@ -23,13 +23,15 @@ def filter_to_data(filt: PCFilter) -> dict[str, Any]:
         prior = np.asarray(prior, dtype=np.float64)
     return {"model": filt.model, "mode": filt.mode, "iters": filt.iters, "x_lr": filt.x_lr, "tol": filt.tol,
             "max_halvings": filt.max_halvings, "prior_precision": prior, "batched": filt.batch_size is not None,
+            "divergence_factor": filt.divergence_factor, "small_path": filt.small_path,
             "mean": filt._mean.detach().clone(), "cov": filt._cov.detach().clone()}
 
 
 def filter_from_data(data: dict[str, Any]) -> PCFilter:
     """Rebuild :func:`filter_to_data`'s filter; the belief is validated, then restored bit for bit."""
     filt = PCFilter(data["model"], mode=data["mode"], iters=data["iters"], x_lr=data["x_lr"], tol=data["tol"],
-                    prior_precision=data["prior_precision"], max_halvings=data["max_halvings"])
+                    prior_precision=data["prior_precision"], max_halvings=data["max_halvings"],
+                    divergence_factor=data.get("divergence_factor", 1e6), small_path=data.get("small_path", True))
     mean, cov = data["mean"], data["cov"]
     if not isinstance(mean, torch.Tensor) or not isinstance(cov, torch.Tensor) or mean.ndim != 2 or cov.ndim != 3:
         raise ValueError("the belief must be a (batch, n) mean and a (batch, n, n) covariance")

@@ -1,7 +1,8 @@
 """Pure torch steps of the reflex and filter + reflex controllers, for export (fixed iterations).
 
 Each module is a function of ``(inputs, state) -> (action, new state)`` with every constant a
-buffer, so TorchScript and ONNX graphs carry no Python state. Non-finite readings are missing.
+buffer, so ``torch.export`` programs and ONNX graphs carry no Python state. Non-finite readings
+are missing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from ..errors import InvalidArgumentError
 
 
 def _buffer(module: nn.Module, name: str, value: np.ndarray | float, dtype: torch.dtype) -> None:
-    module.register_buffer(name, torch.tensor(np.asarray(value, dtype=np.float64), dtype=dtype))
+    # Contiguous: torch.export's archive writer warns on (and mis-groups) strided constants.
+    module.register_buffer(name, torch.tensor(np.ascontiguousarray(value, dtype=np.float64), dtype=dtype))
 
 
 class ReflexStep(nn.Module):
@@ -82,7 +84,7 @@ class FilterReflexStep(nn.Module):
         _buffer(self, "C", model.C.detach().double().numpy(), dtype)
         _buffer(self, "Q", model.process_cov().detach().double().numpy(), dtype)
         _buffer(self, "r", np.diag(R), dtype)
-        self.register_buffer("sensed", torch.as_tensor(sensed, dtype=torch.int64))
+        self.register_buffer("sensed", torch.tensor(np.ascontiguousarray(sensed), dtype=torch.int64))
         self.obs_dim = model.obs_dim
         self.reflex = ReflexStep(reflex, dtype)
 

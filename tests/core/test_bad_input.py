@@ -7,6 +7,8 @@ import torch
 from torch import nn
 
 from models import mlp
+from pcctrl.core.guard import DivergenceGuard
+from pcctrl.errors import DivergenceError
 from pcctrl import NodeShapeError, NonFiniteEnergyError, PCGraph, PCNetwork, Precision, UnknownNodeError
 
 
@@ -82,12 +84,17 @@ def test_non_tensor_clamp() -> None:
 
 
 @pytest.mark.parametrize("algorithm", ["il", "ipc"])
-def test_divergent_relaxation_names_nodes_and_keeps_parameters(algorithm: str) -> None:
+@pytest.mark.parametrize("guarded", [True, False])
+def test_divergent_relaxation_names_nodes_and_keeps_parameters(algorithm: str, guarded: bool) -> None:
+    # With the divergence guard the growing energy is caught first; without it, the NaN is.
     net = _net(algorithm, T=200, x_lr=50.0)
+    if not guarded:
+        net.guard = DivergenceGuard(energy_growth=None, max_update=None)
     optimizer = torch.optim.Adam(net.parameters(), lr=0.1)
     before = [p.detach().clone() for p in net.parameters()]
     state_before = {k: v for k, v in optimizer.state_dict().items()}
-    with pytest.raises(NonFiniteEnergyError, match="node\\(s\\) \\[.*'x"):
+    expected = (DivergenceError, "energy grew") if guarded else (NonFiniteEnergyError, "node\\(s\\) \\[.*'x")
+    with pytest.raises(expected[0], match=expected[1]):
         net.train_step(10 * torch.randn(8, 3), 10 * torch.randn(8, 2), optimizer)
     for param, saved in zip(net.parameters(), before):
         assert torch.equal(param, saved)

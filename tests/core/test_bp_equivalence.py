@@ -25,11 +25,12 @@ CASES: dict[str, Case] = {
 }
 
 
-def _network(case: str, dtype: torch.dtype, algorithm: str) -> tuple[PCNetwork, Tensor]:
+def _network(case: str, dtype: torch.dtype, algorithm: str, fused: bool = True) -> tuple[PCNetwork, Tensor]:
     make, data, traced = CASES[case]
     torch.manual_seed(0)
     module = make().to(dtype)
-    net = PCNetwork.from_module(module, algorithm=algorithm) if traced else PCNetwork(module, algorithm=algorithm)
+    kwargs = {"algorithm": algorithm, "fused": fused}
+    net = PCNetwork.from_module(module, **kwargs) if traced else PCNetwork(module, **kwargs)  # type: ignore[arg-type]
     return net, data(dtype)
 
 
@@ -43,10 +44,13 @@ def _target(loss: str, dtype: torch.dtype, batch: int) -> Tensor:
 @pytest.mark.parametrize("loss", ["mse", "ce"])
 @pytest.mark.parametrize("algorithm", ["exact", "fpa"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_update_equals_backprop(case: str, algorithm: str, loss: str, dtype: torch.dtype) -> None:
-    net, x = _network(case, dtype, algorithm)
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "eager"])
+def test_update_equals_backprop(case: str, algorithm: str, loss: str, dtype: torch.dtype, fused: bool) -> None:
+    net, x = _network(case, dtype, algorithm, fused)
     y = _target(loss, dtype, x.shape[0])
     alignment = bp_alignment(net, x, y, loss=loss)
+    # The fused path takes the Sequential chains; traced graphs (residual, LSTM) always run eager.
+    assert net.has_fused_path == (fused and not CASES[case][2])
     assert len(alignment) == len(list(net.parameters()))
     for name, result in alignment.items():
         assert result.relative_error <= TOLERANCE[dtype], (name, result)

@@ -23,13 +23,10 @@ def filter_rmse(model, episodes: list[dict[str, np.ndarray]]) -> float:
     filt = PCFilter(model)
     first = np.stack([e["o"][0] for e in episodes])
     mean = np.stack([np.arctan2(first[:, 1], first[:, 0]), np.zeros(len(episodes))], axis=-1)
-    filt.reset(mean, np.diag([OBS_STD**2, 1.0]), batch_size=len(episodes))
     readings = np.stack([e["o"] for e in episodes], axis=1)
     actions = np.stack([e["a"] for e in episodes], axis=1)
-    est = [filt.correct(readings[0]).mean.numpy()]
-    for t in range(1, readings.shape[0]):
-        est.append(filt.update(readings[t], actions[t - 1]).mean.numpy())
-    err = np.stack(est, axis=1) - np.stack([e["s"] for e in episodes])
+    est = filt.run(readings, actions, mean, np.diag([OBS_STD**2, 1.0])).mean.numpy()
+    err = est.swapaxes(0, 1) - np.stack([e["s"] for e in episodes])
     err[..., 0] = (err[..., 0] + np.pi) % (2 * np.pi) - np.pi
     return float(np.sqrt(np.mean(np.sum(err**2, axis=-1))))
 

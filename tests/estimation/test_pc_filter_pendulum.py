@@ -112,13 +112,10 @@ def pc_filter(episodes: list[dict[str, np.ndarray]], mode: str = "laplace") -> n
     model = pendulum_model(dt=DT, g=G, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=torch.float64)
     filt = PCFilter(model, mode=mode, prior_precision=None if mode == "laplace" else np.linalg.inv(q_matrix()))
     starts = [initial_belief(e["o"][0]) for e in episodes]
-    filt.reset(np.array([m for m, _ in starts]), np.array([c for _, c in starts]))
     readings = np.stack([e["o"] for e in episodes], axis=1)
     actions = np.stack([e["a"] for e in episodes], axis=1)
-    out = [filt.correct(readings[0]).mean.numpy()]
-    for t in range(1, readings.shape[0]):
-        out.append(filt.update(readings[t], actions[t - 1]).mean.numpy())
-    return np.stack(out, axis=1)
+    beliefs = filt.run(readings, actions, np.array([m for m, _ in starts]), np.array([c for _, c in starts]))
+    return beliefs.mean.numpy().swapaxes(0, 1)
 
 
 def rmse(estimates: np.ndarray, states: np.ndarray) -> float:
@@ -167,9 +164,6 @@ def test_laplace_first_step_is_the_ekf_step() -> None:
     model = pendulum_model(dt=DT, g=G, obs_noise_std=OBS_STD, process_noise_std=PROC_STD, dtype=torch.float64)
     filt = PCFilter(model, iters=1, max_halvings=0)
     mean, cov = initial_belief(data["o"][0])
-    filt.reset(mean, cov)
-    out = [filt.correct(data["o"][0]).mean.numpy()]
-    for t in range(1, 40):
-        out.append(filt.update(data["o"][t], data["a"][t - 1]).mean.numpy())
+    out = filt.run(data["o"][:40], data["a"][:39], mean, cov).mean.numpy()
     reference = ekf({"o": data["o"][:40], "a": data["a"][:39]})
-    np.testing.assert_allclose(np.array(out), reference, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(out, reference, rtol=1e-8, atol=1e-10)

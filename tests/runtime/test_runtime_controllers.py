@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import json
+import shutil
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import torch
 import pytest
+import torch
 
 from pcctrl.agents.reflex_agent import arm_controller
 from pcctrl.estimation import PCFilter
@@ -153,11 +157,12 @@ def test_planner_returning_garbage_is_rejected():
         c.step(np.zeros(1))
 
 
-@pytest.mark.parametrize("suffix", [".pt", ".onnx"])
+@pytest.mark.parametrize("suffix", [".pt2", ".pt", ".onnx"])
 def test_export_matches_python_step(tmp_path, suffix):
     if suffix == ".onnx":
         pytest.importorskip("onnxruntime")
         pytest.importorskip("onnx")
+        pytest.importorskip("onnxscript")
     c = make(iters=4)
     path = export(c, tmp_path / f"step{suffix}")
     ex = ExportedController(path)
@@ -172,7 +177,7 @@ def test_export_matches_python_step(tmp_path, suffix):
 
 def test_export_reflex_alone(tmp_path):
     c = make(iters=2).reflex
-    ex = ExportedController(export(c, tmp_path / "reflex.pt"))
+    ex = ExportedController(export(c, tmp_path / "reflex.pt2"))
     rng = np.random.default_rng(2)
     c.reset(np.zeros(4))
     ex.reset(np.zeros(4))
@@ -186,9 +191,13 @@ def test_export_rejects_what_it_cannot_export(tmp_path):
     model = LinearGaussianModel(np.eye(1), np.eye(1), np.eye(1), 0.1, 0.1)
     planner = FilterPlannerController(PCFilter(model), GainPlanner(np.eye(1), np.zeros(1)))
     with pytest.raises(InvalidArgumentError):
-        export(planner, tmp_path / "x.pt")
+        export(planner, tmp_path / "x.pt2")
     with pytest.raises(InvalidArgumentError):
         export(make(), tmp_path / "x.zip")
+    with pytest.raises(InvalidArgumentError, match="TorchScript"):
+        export(make(), tmp_path / "x.pt", format="torchscript")
+    with pytest.raises(InvalidArgumentError, match="dtype"):
+        export(make(), tmp_path / "x.pt2", dtype=torch.float16)
 
 
 def test_checkpoint_resumes_in_a_fresh_process(tmp_path):
@@ -211,3 +220,56 @@ def test_checkpoint_resumes_in_a_fresh_process(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
     restored = load_checkpoint(tmp_path / "ctrl.ckpt")
     np.testing.assert_array_equal(restored.step(ys[60]), expected[0])
+
+
+def test_export_float32_matches_python_step(tmp_path):
+    c = make(iters=2)
+    ex = ExportedController(export(c, tmp_path / "step32.pt2", dtype=torch.float32))
+    assert ex.meta["dtype"] == "float32"
+    c.reset(np.array([0.1, -0.1]))
+    ex.reset(np.array([0.1, -0.1]))
+    for y in readings(100, 3):
+        np.testing.assert_allclose(ex.step(y), c.step(y), atol=1e-4, rtol=0)
+
+
+def test_export_checks_the_written_file_against_the_step(tmp_path, monkeypatch):
+    # A runner that returns wrong numbers makes export fail instead of leaving a bad file unnoticed.
+    original = ExportedController._run
+    monkeypatch.setattr(ExportedController, "_run", lambda self, **kw: [o + 1e-3 for o in original(self, **kw)])
+    with pytest.raises(RuntimeError, match="disagrees"):
+        export(make(), tmp_path / "bad.pt2")
+    assert not (tmp_path / "bad.pt2").exists() and not (tmp_path / "bad.pt2.json").exists()
+
+
+def test_old_torchscript_exports_are_refused_clearly(tmp_path):
+    path = export(make(), tmp_path / "step.pt2")
+    meta = json.loads(Path(str(path) + ".json").read_text())
+    meta["format"] = "torchscript"
+    Path(str(path) + ".json").write_text(json.dumps(meta))
+    with pytest.raises(InvalidArgumentError, match="re-export"):
+        ExportedController(path)
+
+
+def test_exported_step_runs_without_warnings(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ex = ExportedController(export(make(), tmp_path / "quiet.pt2"))
+        ex.reset(np.zeros(2))
+        ex.step(np.zeros(2))
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="AOTInductor needs a C++ compiler")
+def test_aoti_export_matches_python_step(tmp_path):
+    c = make(iters=2)
+    ex = ExportedController(export(c, tmp_path / "step.pt2", format="aoti"))
+    assert ex.format == "aoti"
+    c.reset(np.array([0.1, -0.1]))
+    ex.reset(np.array([0.1, -0.1]))
+    for y in readings(150, 9):
+        np.testing.assert_allclose(ex.step(y), c.step(y), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(ex.state["mean"], c.filter.belief.mean.numpy(), atol=1e-5)
+    with pytest.raises(InvalidArgumentError, match=".pt2"):
+        export(c, tmp_path / "step.so", format="aoti")

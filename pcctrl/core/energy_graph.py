@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ..errors import NodeShapeError, UnknownNodeError
+from ..errors import DTypeError, NodeShapeError, ShapeError, UnknownNodeError
 from .precision import Precision
 
 EnergyKind = Literal["gaussian", "ce"]
@@ -231,10 +231,18 @@ class EnergyGraph(nn.Module):
             if bool(((value < 0) | (value >= classes)).any()):
                 raise ValueError(f"node {self.describe(name)}: class labels must lie in [0, {classes})")
             return nn.functional.one_hot(value.long(), classes).to(parameter_dtype(self.owner))
+        if value.is_complex():
+            raise DTypeError(f"node {self.describe(name)}", f"complex values are not supported, got {value.dtype}")
         if not value.is_floating_point():
             raise TypeError(f"node {self.describe(name)}: expected a floating tensor, got {value.dtype}")
         if value.ndim == 0:
             raise NodeShapeError(f"node {self.describe(name)}: values need a leading batch dimension")
+        if value.shape[0] == 0:
+            raise ShapeError(f"node {self.describe(name)}", "the batch is empty; pass at least one sample")
+        param = next(iter(self.owner.parameters()), None)
+        if param is not None and value.dtype != param.dtype:
+            # Documented: values of another float dtype are cast to the parameters' dtype.
+            value = value.to(param.dtype)
         if spec.shape is not None and tuple(value.shape[1:]) != tuple(spec.shape):
             raise NodeShapeError(
                 f"node {self.describe(name)}: expected shape (batch, {', '.join(map(str, spec.shape))}), "

@@ -1,0 +1,462 @@
+"""The fused path: PC inference and learning on a chain of layers whose local derivatives are known.
+
+For a ``PCNetwork`` over an ``nn.Sequential`` whose entries are ``Linear``, ``Conv1d``, ``Conv2d``,
+``Tanh``, ``Sigmoid``, ``ReLU``, ``LeakyReLU``, ``Flatten``, ``Identity``, ``MaxPool2d`` or
+``AvgPool2d`` (or nested ``nn.Sequential`` groups of them: one value node per group), every
+Jacobian-transpose product and weight gradient has a closed form. This module computes the
+errors, the feedback ``J^T eps`` and the weight updates directly: the same algorithms and the
+same skipping of exactly-zero errors as ``inference.relax`` and ``learning``'s exact sweep, but
+without autograd graphs, with the feedback subtraction fused into the matmul, in-place node
+updates, and image-shaped values in channels-last memory format (where convolution and pooling
+run several times faster on CPU). Results agree with the autograd path to rounding; the
+exactness tests run on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .energy_graph import EnergyGraph, State
+from .inference import Settings, check_trace
+
+Grads = list[Tensor | None]
+
+
+def _pair(value: int | Sequence[int]) -> list[int]:
+    return [value, value] if isinstance(value, int) else list(value)
+
+
+def _cl(value: Tensor) -> Tensor:
+    """Channels-last layout for a 4-D value (a no-op when it is already): every image-shaped
+    tensor of the chain keeps one layout, so elementwise kernels never mix strides."""
+    return value.contiguous(memory_format=torch.channels_last) if value.dim() == 4 else value
+
+
+class _Op:
+    """One layer: its forward pass and its closed-form backward pass."""
+
+    channels_last = False
+
+    def __init__(self, layer: nn.Module) -> None:
+        self.layer = layer
+
+    @property
+    def params(self) -> list[nn.Parameter]:
+        return []
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Any]:
+        raise NotImplementedError
+
+    def backward(self, ctx: Any, g: Tensor, need_input: bool, need_params: bool) -> tuple[Tensor | None, Grads]:
+        """``J^T g`` (if ``need_input``) and ``(dy/dtheta)^T g`` per parameter (if ``need_params``)."""
+        raise NotImplementedError
+
+    def minus_input_grad(self, ctx: Any, g: Tensor, base: Tensor | None) -> Tensor:
+        """``base - J^T g`` (``-J^T g`` without a base), written into ``base``: the caller owns it."""
+        gin = self.backward(ctx, g, True, False)[0]
+        assert gin is not None
+        return torch.neg(gin) if base is None else base.sub_(gin)
+
+
+class _Linear(_Op):
+    @property
+    def params(self) -> list[nn.Parameter]:
+        return [p for p in (self.layer.weight, self.layer.bias) if p is not None]
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Any]:
+        weight, bias = self.layer.weight, self.layer.bias
+        if x.dim() == 2:
+            y = torch.mm(x, weight.t()) if bias is None else torch.addmm(bias, x, weight.t())
+        else:
+            y = F.linear(x, weight, bias)
+        return y, x
+
+    def backward(self, ctx: Tensor, g: Tensor, need_input: bool, need_params: bool) -> tuple[Tensor | None, Grads]:
+        g2 = g.reshape(-1, g.shape[-1])
+        gin = torch.mm(g2, self.layer.weight).reshape(ctx.shape) if need_input else None
+        grads: Grads = []
+        if need_params:
+            grads.append(torch.mm(g2.t(), ctx.reshape(-1, ctx.shape[-1])))
+            if self.layer.bias is not None:
+                grads.append(g2.sum(0))
+        return gin, grads
+
+    def minus_input_grad(self, ctx: Tensor, g: Tensor, base: Tensor | None) -> Tensor:
+        if base is not None and g.dim() == 2 and base.dim() == 2:
+            return base.addmm_(g, self.layer.weight, alpha=-1)
+        return super().minus_input_grad(ctx, g, base)
+
+
+class _Conv(_Op):
+    def __init__(self, layer: nn.Module, dims: int) -> None:
+        super().__init__(layer)
+        self.dims = dims
+        self.channels_last = dims == 2
+
+    @property
+    def params(self) -> list[nn.Parameter]:
+        return [p for p in (self.layer.weight, self.layer.bias) if p is not None]
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Any]:
+        layer = self.layer
+        if self.dims == 1:
+            return F.conv1d(x, layer.weight, layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups), x
+        return _cl(F.conv2d(x, layer.weight, layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups)), x
+
+    def backward(self, ctx: Tensor, g: Tensor, need_input: bool, need_params: bool) -> tuple[Tensor | None, Grads]:
+        layer = self.layer
+        has_bias = layer.bias is not None
+        if need_params and self.dims == 2 and ctx.shape[1] == 1:
+            # One input channel: oneDNN's weight gradient is ~4x slower in channels-last here.
+            gin = self._conv_backward(g, ctx, True, False, has_bias)[0] if need_input else None
+            _, gw, gb = self._conv_backward(g.contiguous(), ctx.contiguous(), False, True, has_bias)
+        else:
+            gin, gw, gb = self._conv_backward(g, ctx, need_input, need_params, has_bias)
+        if gin is not None and self.dims == 2:
+            gin = _cl(gin)
+        grads: Grads = []
+        if need_params:
+            grads.append(gw)
+            if has_bias:
+                grads.append(gb)
+        return gin, grads
+
+    def _conv_backward(self, g: Tensor, x: Tensor, need_input: bool, need_params: bool,
+                       has_bias: bool) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        layer = self.layer
+        gin, gw, gb = torch.ops.aten.convolution_backward(
+            g, x, layer.weight, [layer.out_channels] if has_bias else None,
+            list(layer.stride), list(layer.padding), list(layer.dilation), False, [0] * self.dims,
+            layer.groups, [need_input, need_params, need_params and has_bias],
+        )
+        if not need_params:
+            return gin, None, None
+        return gin, gw, gb if has_bias else None
+
+
+class _Pointwise(_Op):
+    """An activation whose derivative is a function of its output (or input) alone."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Any]:
+        layer = self.layer
+        if isinstance(layer, nn.Tanh):
+            y = torch.tanh(x)
+        elif isinstance(layer, nn.Sigmoid):
+            y = torch.sigmoid(x)
+        elif isinstance(layer, nn.ReLU):
+            y = torch.relu(x)
+        else:
+            return F.leaky_relu(x, layer.negative_slope), x
+        return y, y
+
+    def backward(self, ctx: Tensor, g: Tensor, need_input: bool, need_params: bool) -> tuple[Tensor | None, Grads]:
+        if not need_input:
+            return None, []
+        layer = self.layer
+        if isinstance(layer, nn.Tanh):
+            return torch.ops.aten.tanh_backward(g, ctx), []
+        if isinstance(layer, nn.Sigmoid):
+            return torch.ops.aten.sigmoid_backward(g, ctx), []
+        if isinstance(layer, nn.ReLU):
+            return torch.ops.aten.threshold_backward(g, ctx, 0), []
+        return torch.ops.aten.leaky_relu_backward(g, ctx, layer.negative_slope, False), []
+
+
+class _Reshape(_Op):
+    """``Flatten`` and ``Identity``: the value is copied, so no node aliases another."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Any]:
+        if isinstance(self.layer, nn.Flatten):
+            y = x.flatten(self.layer.start_dim, self.layer.end_dim)
+        else:
+            y = x
+        return (y.clone() if y.data_ptr() == x.data_ptr() else y), x.shape
+
+    def backward(self, ctx: torch.Size, g: Tensor, need_input: bool, need_params: bool) -> tuple[Tensor | None, Grads]:
+        return (_cl(g.reshape(ctx)) if need_input else None), []
+
+
+class _Pool(_Op):
+    channels_last = True
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__(layer)
+        self.kernel = _pair(layer.kernel_size)
+        self.stride = _pair(layer.stride if layer.stride is not None else layer.kernel_size)
+        self.padding = _pair(layer.padding)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Any]:
+        layer = self.layer
+        if isinstance(layer, nn.MaxPool2d):
+            y, idx = F.max_pool2d(x, self.kernel, self.stride, self.padding, layer.dilation, layer.ceil_mode, True)
+            return _cl(y), (x, idx)
+        y = F.avg_pool2d(x, self.kernel, self.stride, self.padding, layer.ceil_mode,
+                         layer.count_include_pad, layer.divisor_override)
+        return _cl(y), (x, None)
+
+    def backward(self, ctx: tuple[Tensor, Tensor | None], g: Tensor, need_input: bool,
+                 need_params: bool) -> tuple[Tensor | None, Grads]:
+        if not need_input:
+            return None, []
+        x, idx = ctx
+        layer = self.layer
+        if idx is not None:
+            return _cl(torch.ops.aten.max_pool2d_with_indices_backward(
+                g, x, self.kernel, self.stride, self.padding, _pair(layer.dilation), layer.ceil_mode, idx
+            )), []
+        return _cl(torch.ops.aten.avg_pool2d_backward(
+            g, x, self.kernel, self.stride, self.padding, layer.ceil_mode, layer.count_include_pad,
+            layer.divisor_override,
+        )), []
+
+    def minus_input_grad(self, ctx: tuple[Tensor, Tensor | None], g: Tensor, base: Tensor | None) -> Tensor:
+        x, idx = ctx
+        layouts = (base, idx, g)
+        if idx is None or base is None or not all(t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
+                                                  for t in layouts):  # type: ignore[union-attr]
+            return super().minus_input_grad(ctx, g, base)
+        # Max pooling sends each output's error to its argmax only: scatter it straight into the
+        # base (channels-last memory is (N, H*W, C)), with no full-size zero tensor in between.
+        n, c = x.shape[:2]
+        flat = base.permute(0, 2, 3, 1).reshape(n, -1, c)
+        flat.scatter_add_(1, idx.permute(0, 2, 3, 1).reshape(n, -1, c), g.permute(0, 2, 3, 1).reshape(n, -1, c).neg())
+        return base
+
+
+def _op(layer: nn.Module) -> _Op | None:
+    """The fused op for one layer, or ``None`` if the layer is not one this path knows exactly."""
+    if layer._forward_hooks or layer._forward_pre_hooks or layer._backward_hooks:
+        return None
+    kind = type(layer)
+    if kind is nn.Linear:
+        return _Linear(layer)
+    if kind in (nn.Conv1d, nn.Conv2d):
+        if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
+            return None
+        return _Conv(layer, 2 if kind is nn.Conv2d else 1)
+    if kind in (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.LeakyReLU):
+        return _Pointwise(layer)
+    if kind in (nn.Flatten, nn.Identity):
+        return _Reshape(layer)
+    if kind in (nn.MaxPool2d, nn.AvgPool2d):
+        if kind is nn.MaxPool2d and layer.return_indices:
+            return None
+        return _Pool(layer)
+    return None
+
+
+class _Node:
+    """The prediction of one value node: a chain of ops."""
+
+    def __init__(self, ops: list[_Op]) -> None:
+        self.ops = ops
+        self.params = [p for op in ops for p in op.params]
+
+    def forward(self, x: Tensor) -> tuple[Tensor, list[Any]]:
+        ctxs = []
+        for op in self.ops:
+            x, ctx = op.forward(x)
+            ctxs.append(ctx)
+        return x, ctxs
+
+    def backward(self, ctxs: list[Any], g: Tensor, need_input: bool, need_params: bool) -> tuple[Tensor | None, Grads]:
+        grads: Grads = []
+        for i in range(len(self.ops) - 1, -1, -1):
+            op = self.ops[i]
+            gin, own = op.backward(ctxs[i], g, need_input or i > 0, need_params)
+            grads[:0] = own
+            if gin is None:
+                break
+            g = gin
+        return (g if need_input else None), grads
+
+    def minus_input_grad(self, ctxs: list[Any], g: Tensor, base: Tensor | None) -> Tensor:
+        """``base - J^T g`` through the whole chain."""
+        for i in range(len(self.ops) - 1, 0, -1):
+            gin = self.ops[i].backward(ctxs[i], g, True, False)[0]
+            assert gin is not None
+            g = gin
+        return self.ops[0].minus_input_grad(ctxs[0], g, base)
+
+
+def _ops_of(module: nn.Module) -> list[_Op] | None:
+    if type(module) is nn.Sequential:
+        if module._forward_hooks or module._forward_pre_hooks or len(module) == 0:
+            return None
+        ops: list[_Op] = []
+        for layer in module:
+            inner = _ops_of(layer)
+            if inner is None:
+                return None
+            ops.extend(inner)
+        return ops
+    op = _op(module)
+    return None if op is None else [op]
+
+
+class FusedChain:
+    """PC inference and learning for a chain of value nodes ``x0 -> x1 -> ... -> xL`` (see module doc)."""
+
+    def __init__(self, nodes: list[_Node]) -> None:
+        self.nodes = nodes
+        self.channels_last = any(op.channels_last for node in nodes for op in node.ops)
+
+    @classmethod
+    def of(cls, module: nn.Module) -> "FusedChain | None":
+        """The fused chain of an ``nn.Sequential`` (one node per entry), or ``None`` if it has none."""
+        if type(module) is not nn.Sequential or module._forward_hooks or module._forward_pre_hooks:
+            return None
+        nodes = []
+        for layer in module:
+            ops = _ops_of(layer)
+            if ops is None:
+                return None
+            nodes.append(_Node(ops))
+        return cls(nodes) if nodes else None
+
+    def _layout(self, value: Tensor) -> Tensor:
+        return _cl(value) if self.channels_last else value
+
+    def _forward(self, x: Tensor) -> tuple[list[Tensor], list[Tensor], list[Any]]:
+        values, mus, ctxs = [x], [x], [None]
+        for node in self.nodes:
+            mu, ctx = node.forward(values[-1])
+            values.append(mu)
+            mus.append(mu)
+            ctxs.append(ctx)
+        return values, mus, ctxs
+
+    def _weight_grads(self, node: _Node, ctxs: list[Any], signal: Tensor, scale: float,
+                      totals: dict[int, Tensor], need_input: bool = False) -> Tensor | None:
+        gin, grads = node.backward(ctxs, signal, need_input, True)
+        for param, grad in zip(node.params, grads):
+            if grad is None:
+                continue
+            grad = grad.mul_(scale) if grad.is_contiguous() else grad.contiguous().mul_(scale)
+            key = id(param)
+            totals[key] = totals[key] + grad if key in totals else grad
+        return gin
+
+    @staticmethod
+    def _output_signal(y: Tensor, mu: Tensor, ce: bool) -> tuple[Tensor, Tensor]:
+        """The output's ``-dE/dmu`` and its batch-summed energy (twice the energy for Gaussian)."""
+        if ce:
+            log_p = torch.log_softmax(mu, dim=-1)
+            return y - log_p.exp(), -(y * log_p).sum()
+        eps = y - mu
+        flat = eps.reshape(-1)
+        return eps, torch.dot(flat, flat)
+
+    def relax_and_grads(
+        self, graph: EnergyGraph, state: State, inputs: str, output: str, settings: Settings,
+        params: list[nn.Parameter],
+    ) -> tuple[Grads, list[Tensor], int, bool]:
+        """``il``/``fpa``: relax the hidden nodes, then the weight update (batch-mean gradient).
+
+        Returns the update per parameter of ``params``, the batch-mean energy per step, the
+        number of steps taken and whether ``tol`` stopped it.
+        """
+        L = len(self.nodes)
+        batch = state.batch
+        ce = state.kinds[output] == "ce"
+        fixed, lr, tol = settings.fixed_predictions, settings.x_lr, settings.tol
+        growth = settings.guard.energy_growth if settings.watches_growth else None
+        names = [f"x{level}" for level in range(1, L + 1)]
+        with torch.no_grad():
+            y = self._layout(state.values[output])
+            values, mus, ctxs = self._forward(self._layout(state.values[inputs]))
+            values[L] = y
+            zero = y.new_zeros(())
+            halves = torch.full((L,), 0.5, dtype=y.dtype, device=y.device)
+            if ce:
+                halves[-1] = 1.0
+            owned = [False] * (L + 1)
+            low = L  # nodes low..L may carry a non-zero error; the others sit at their predictions
+            moved: int | None = None  # nodes moved..L-1 took a step last time
+            rows: list[list[Tensor]] = []
+            signals: dict[int, Tensor] = {}
+            previous: float | None = None
+            converged = False
+            done = 0
+            for step in range(settings.steps + 1):
+                if moved is not None and not fixed:
+                    for level in range(moved + 1, L + 1):
+                        mus[level], ctxs[level] = self.nodes[level - 1].forward(values[level - 1])
+                hidden = list(range(low, L))
+                errors = torch._foreach_sub([values[i] for i in hidden], [mus[i] for i in hidden]) if hidden else []
+                signals = dict(zip(hidden, errors))
+                signals[L], out_energy = self._output_signal(y, mus[L], ce)
+                # Squared norms of the hidden errors (squared once, on the whole table, at the end).
+                row = [zero] * (L - 1) + [out_energy]
+                for i, norm in zip(hidden, torch._foreach_norm(errors) if errors else []):
+                    row[i - 1] = norm
+                rows.append(row)
+                if tol is not None:
+                    squared = [e * e for e in row[:-1]] + [row[-1]]
+                    current = float((torch.stack(squared) * halves).sum())
+                    if previous is not None and abs(previous - current) <= tol * max(abs(previous), 1e-12):
+                        converged = True
+                        break
+                    previous = current
+                if step == settings.steps or L == 1:
+                    break
+                first = max(1, low - 1)
+                steps_of = [
+                    self.nodes[level].minus_input_grad(ctxs[level + 1], signals[level + 1], signals.get(level))
+                    for level in range(first, L)
+                ]
+                mine = [level for level in range(first, L) if owned[level]]
+                if mine:
+                    torch._foreach_add_([values[i] for i in mine], steps_of[mine[0] - first:], alpha=-lr)
+                for level, grad in zip(range(first, L), steps_of):
+                    if not owned[level]:
+                        values[level] = torch.add(values[level], grad, alpha=-lr)
+                        owned[level] = True
+                moved = first
+                low = min(low, first)
+                done += 1
+            table = torch.stack([torch.stack(r) for r in rows])
+            square = torch.ones(L, dtype=torch.bool, device=y.device)
+            square[-1] = False  # the output energy is already a sum of squares or a cross-entropy
+            table = torch.where(square, table.square(), table) * halves
+            check_trace(graph, table, names, growth)
+            totals: dict[int, Tensor] = {}
+            for level, signal in signals.items():
+                self._weight_grads(self.nodes[level - 1], ctxs[level], signal, -1.0 / batch, totals)
+        trace = list((table.sum(1) / batch).unbind())
+        return [totals.get(id(p)) for p in params], trace, done, converged
+
+    def exact_grads(
+        self, graph: EnergyGraph, state: State, inputs: str, output: str, params: list[nn.Parameter]
+    ) -> tuple[Grads, list[Tensor]]:
+        """``exact`` (Z-IL): errors settle one level per step, each level's weights update then."""
+        L = len(self.nodes)
+        batch = state.batch
+        ce = state.kinds[output] == "ce"
+        names = [f"x{level}" for level in range(1, L + 1)]
+        with torch.no_grad():
+            y = self._layout(state.values[output])
+            _, mus, ctxs = self._forward(self._layout(state.values[inputs]))
+            zero = y.new_zeros(())
+            signal, energy = self._output_signal(y, mus[L], ce)
+            if not ce:
+                energy = 0.5 * energy
+            start, end = [zero] * L, [zero] * L
+            start[L - 1] = end[L - 1] = energy
+            totals: dict[int, Tensor] = {}
+            for level in range(L, 0, -1):
+                if level < L:
+                    flat = signal.reshape(-1)
+                    end[level - 1] = 0.5 * torch.dot(flat, flat)
+                gin = self._weight_grads(self.nodes[level - 1], ctxs[level], signal, -1.0 / batch, totals,
+                                         need_input=level > 1)
+                if gin is not None:
+                    signal = gin
+            check_trace(graph, torch.stack([torch.stack(start), torch.stack(end)]), names)
+        trace = [torch.stack(start).sum() / batch, torch.stack(end).sum() / batch]
+        return [totals.get(id(p)) for p in params], trace

@@ -73,6 +73,7 @@ class PCNetwork(nn.Module):
         self,
         module: nn.Module,
         algorithm: str = "il",
+        *,
         T: int | None = None,
         x_lr: float | None = None,
         tol: float | None = None,

@@ -63,6 +63,7 @@ class PCGraph(nn.Module):
         nodes: Mapping[str, int | Sequence[int]],
         edges: Iterable[tuple[str, str, nn.Module]] = (),
         precisions: Mapping[str, Precision] | None = None,
+        *,
         algorithm: str = "il",
         T: int = 50,
         x_lr: float = 0.1,

@@ -84,7 +84,7 @@ class ActiveInferenceAgent(SB3Facade):
         self.env = _checked_env(env)
         spec = getattr(self.env, "spec", None)
         self.env_id: str | None = None if spec is None else spec.id
-        self.config = (config or default_config(self.env_id)).with_overrides(**overrides)
+        self.config = (config or default_config(self.env_id, env=self.env)).with_overrides(**overrides)
         self.device = torch.device(device)
         cfg, act = self.config, self.env.action_space
         self.obs_dim, self.action_dim = int(self.env.observation_space.shape[0]), int(act.shape[0])
@@ -93,7 +93,8 @@ class ActiveInferenceAgent(SB3Facade):
         self.goal_prior = goal_prior
         self.reward_source = reward_source(self.env_id, reward, goal_prior)
         self.learner = ModelLearner(self.feature_dim, self.action_dim, cfg,
-                                    learn_reward=self.reward_source == "learned", device=self.device)
+                                    learn_reward=self.reward_source == "learned", action_low=act.low,
+                                    action_high=act.high, device=self.device)
         preference = build_preference(self.reward_source, cfg, self.feature_dim, env_id=self.env_id, reward=reward,
                                       goal_prior=goal_prior, device=self.device,
                                       learned_reward=self.learner.learned_reward)
@@ -181,7 +182,8 @@ class ActiveInferenceAgent(SB3Facade):
     def train_model(self) -> float:
         """Refit the ensemble (and a learned reward) on the buffer; returns the last batch NLL."""
         nll = self.learner.fit()
-        self.planner.set_dynamics(self.learner.planning_dynamics())
+        self.learner.fit_value(self.planner.preference.log_preference)
+        self.learner.configure(self.planner)
         return nll
 
     def _begin_episode(self, seed: int | None = None) -> Tensor:
@@ -259,6 +261,9 @@ class ActiveInferenceAgent(SB3Facade):
                 since_train = 0
                 self._logger.record("train/model_nll", nll)
                 self._logger.record("train/n_updates", self.n_updates)
+                if self.learner.last_report is not None:
+                    self._logger.record("train/held_out_nll", self.learner.last_report.nll)
+                    self._logger.record("train/rejected_fits", self.learner.rejected_fits)
             if done and log_interval and episodes % log_interval == 0:
                 extra = {"time/plan_ms": float(np.mean(self._plan_ms))} if self._plan_ms else {}
                 self._record_rollout(start_time, start_steps, episodes, **extra)

@@ -39,7 +39,7 @@ def agent_payload(agent: Any) -> dict[str, Any]:
         "goal_prior": None if goal is None else
         {"goal": goal.goal, "precision": goal.precision, "action_precision": goal.action_precision},
         "planner": agent.planner.state_dict(), "buffer": agent.buffer.state_dict(),
-        "hold": agent.hold.state_dict(),
+        "hold": agent.hold.state_dict(), "learner": agent.learner.extra_state(),
     }
 
 
@@ -106,11 +106,12 @@ def load_agent(cls: type, path: str | Path | io.BufferedIOBase, *, env: gym.Env 
         if agent.reward_model is not None:
             agent.reward_model.load_state_dict(data["reward_model"])
         agent.buffer.load_state_dict(data["buffer"])
-        agent.planner.set_dynamics(agent.learner.planning_dynamics())
+        agent.num_timesteps, agent.learner.n_updates = int(data["num_timesteps"]), int(data["n_updates"])
+        agent.learner.load_extra_state(data.get("learner"))
+        agent.learner.configure(agent.planner)
         agent.planner.load_state_dict(data["planner"])
         if data.get("hold") is not None:
             agent.hold.load_state_dict(data["hold"])
-        agent.num_timesteps, agent.learner.n_updates = int(data["num_timesteps"]), int(data["n_updates"])
     except (RuntimeError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise CheckpointError(name, f"does not match the agent it describes: {exc}") from None
     return agent

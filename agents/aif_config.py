@@ -6,7 +6,10 @@ from dataclasses import dataclass, fields, replace
 from numbers import Integral
 from typing import Any
 
-from .families import family_overrides
+import gymnasium as gym
+
+from .derived_defaults import derived_overrides
+from .families import family_overrides, has_family
 
 from pcctrl.errors import InvalidArgumentError
 
@@ -26,6 +29,17 @@ class AIFConfig:
     ``action_repeat`` holds each planned action for that many env steps: the model learns
     ``action_repeat``-step transitions and one planner step spans that many env steps (1: off);
     ``learning_starts`` and ``train_freq`` count env steps.
+
+    Validation (:mod:`pcctrl.models.validated_fit`): with ``holdout_fraction > 0`` that share of
+    the replay (by a seeded hash of each transition's index) is held out, each refit is
+    early-stopped on its NLL (checked every ``validation_every`` steps, ``validation_patience``
+    checks without improvement), and a refit worse on it than the current model is discarded.
+    ``heteroscedastic`` makes the ensemble's output precision input-dependent.
+    ``epistemic_schedule="disagreement"`` scales ``epistemic_weight`` by the ensemble's measured
+    disagreement relative to its peak (see :mod:`pcctrl.agents.epistemic`).
+    ``terminal_value`` adds a PC-learned value of the state beyond the horizon to the plans
+    (:mod:`pcctrl.agents.terminal_value`), fitted for ``value_train_steps`` steps per refit with
+    discount ``value_discount`` per planner step.
     """
 
     members: int = 5
@@ -56,11 +70,29 @@ class AIFConfig:
     goal: tuple[float, ...] | None = None
     goal_precision: tuple[float, ...] | None = None
     action_repeat: int = 1
+    holdout_fraction: float = 0.0
+    validation_every: int = 50
+    validation_patience: int = 2
+    heteroscedastic: bool = False
+    epistemic_schedule: str = "constant"
+    terminal_value: bool = False
+    value_hidden: tuple[int, ...] = (64, 64)
+    value_train_steps: int = 200
+    value_discount: float = 0.95
     seed: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.action_repeat, bool) or not isinstance(self.action_repeat, Integral) or self.action_repeat < 1:
             raise InvalidArgumentError("action_repeat", f"must be an integer >= 1, got {self.action_repeat!r}")
+        if not 0 <= self.holdout_fraction < 1:
+            raise InvalidArgumentError("holdout_fraction", f"must be in [0, 1), got {self.holdout_fraction!r}")
+        if self.validation_every < 1 or self.validation_patience < 1:
+            raise InvalidArgumentError("validation_every", "validation_every and validation_patience must be >= 1")
+        if self.epistemic_schedule not in ("constant", "disagreement"):
+            raise InvalidArgumentError("epistemic_schedule", f"must be 'constant' or 'disagreement', got "
+                                                             f"{self.epistemic_schedule!r}")
+        if not 0 < self.value_discount < 1:
+            raise InvalidArgumentError("value_discount", f"must be in (0, 1), got {self.value_discount!r}")
 
     def with_overrides(self, **overrides: Any) -> "AIFConfig":
         """A copy with the given fields replaced; unknown names raise ``TypeError``."""
@@ -71,6 +103,12 @@ class AIFConfig:
         return replace(self, **overrides)
 
 
-def default_config(env_id: str | None = None, **overrides: Any) -> AIFConfig:
-    """The defaults for ``env_id``'s family (generic defaults for unknown ids), with overrides."""
-    return AIFConfig(**family_overrides(env_id)).with_overrides(**overrides)
+def default_config(env_id: str | None = None, *, env: gym.Env | None = None, **overrides: Any) -> AIFConfig:
+    """The defaults for ``env_id``'s family, with ``overrides``.
+
+    An id with no family entry gets defaults derived from ``env`` (its spaces, time step and
+    episode length; :func:`~pcctrl.agents.derived_defaults.derived_overrides`) when ``env`` is
+    given, the generic defaults otherwise.
+    """
+    family = family_overrides(env_id) if has_family(env_id) or env is None else derived_overrides(env)
+    return AIFConfig(**family).with_overrides(**overrides)

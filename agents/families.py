@@ -81,6 +81,11 @@ ENV_FAMILY: dict[str, str] = {
 }
 
 
+def has_family(env_id: str | None) -> bool:
+    """Whether ``env_id`` has a family entry (its defaults are then the family's, not derived)."""
+    return (env_id or "") in ENV_FAMILY
+
+
 def family_overrides(env_id: str | None) -> dict[str, Any]:
     """The config fields ``env_id``'s family sets (empty for an id of no family)."""
     return dict(FAMILIES.get(ENV_FAMILY.get(env_id or "", ""), {}))

@@ -12,6 +12,7 @@ from ..errors import InvalidArgumentError, ShapeError
 from .objectives import Preference
 
 Dynamics = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+TerminalValue = Callable[[Tensor], Tensor]
 Method = Literal["cem", "mppi"]
 
 
@@ -39,7 +40,9 @@ class EFEPlanner:
                                                   + epistemic_weight * IG_t ]     (epistemic)
 
     ``IG_t`` is the information gain about the model that the dynamics report (ensemble
-    disagreement); ``epistemic_weight=0`` turns it off. ``alive`` drops everything after a
+    disagreement); ``epistemic_weight=0`` turns it off. An optional ``terminal_value(o (N, members,
+    d)) -> (N, members)`` adds ``discount^H alive^k_H V(o^k_H)``, the value beyond the horizon in
+    the same units as ``log p~`` (``None``, the default: nothing is added). ``alive`` drops everything after a
     predicted termination. The search is CEM (refit a Gaussian to the ``elites`` best
     candidates) or MPPI (exponentially weighted average with ``temperature``) over ``iterations``;
     between calls the mean sequence is shifted by one step (warm start). Every candidate × member
@@ -51,7 +54,7 @@ class EFEPlanner:
                  horizon: int = 20, method: Method = "cem", candidates: int = 200, iterations: int = 3,
                  elites: int = 20, momentum: float = 0.1, temperature: float = 1.0, init_std: float = 0.5,
                  epistemic_weight: float = 0.0, discount: float = 1.0, seed: int = 0,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", terminal_value: TerminalValue | None = None) -> None:
         if method not in ("cem", "mppi"):
             raise InvalidArgumentError("method", f"must be 'cem' or 'mppi', got {method!r}")
         low = torch.as_tensor(action_low, dtype=torch.float32, device=device).reshape(-1)
@@ -71,6 +74,8 @@ class EFEPlanner:
         if epistemic_weight < 0:
             raise InvalidArgumentError("epistemic_weight", f"must be non-negative, got {epistemic_weight}")
         self.dynamics, self.preference = dynamics, preference
+        self.terminal_value: TerminalValue | None = None
+        self.set_terminal_value(terminal_value)
         self.low, self.high = low, high
         self.horizon, self.method, self.candidates = int(horizon), method, int(candidates)
         self.iterations, self.elites, self.momentum = int(iterations), int(elites), float(momentum)
@@ -94,6 +99,13 @@ class EFEPlanner:
         if not callable(dynamics):
             raise InvalidArgumentError("dynamics", f"must be callable, got {type(dynamics).__name__}")
         self.dynamics = dynamics
+
+    def set_terminal_value(self, terminal_value: TerminalValue | None) -> None:
+        """Add ``terminal_value`` beyond the horizon from now on (``None``: stop adding one)."""
+        if terminal_value is not None and not callable(terminal_value):
+            raise InvalidArgumentError("terminal_value",
+                                       f"must be callable or None, got {type(terminal_value).__name__}")
+        self.terminal_value = terminal_value
 
     def reset(self, rows: Tensor | None = None) -> None:
         """Forget the warm start (of all environments, or of the boolean ``rows``)."""
@@ -128,6 +140,10 @@ class EFEPlanner:
             weight *= self.discount
             state = nxt
         assert total is not None
+        if self.terminal_value is not None:
+            end = state if state.ndim == 3 else state.unsqueeze(1)
+            tail = self.terminal_value(end).reshape(end.shape[:2])
+            total = total + weight * (tail if alive is None else tail * alive)
         return torch.nan_to_num(total.mean(1), nan=-torch.inf).reshape(e, c)
 
     @torch.no_grad()

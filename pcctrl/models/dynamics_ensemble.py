@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -13,7 +14,7 @@ from ..core import PCNetwork, Precision
 from ..core.learning import ALGORITHMS
 from .normalizer import Normalizer
 
-from ..errors import InvalidArgumentError, ShapeError
+from ..errors import DivergenceError, InvalidArgumentError, NonFiniteError, ShapeError
 
 TRAINERS: tuple[str, ...] = (*ALGORITHMS, "bp")
 
@@ -54,12 +55,24 @@ class DynamicsEnsemble(nn.Module):
     ``train_step`` trains all of them (each on its own bootstrap resample) and one forward call
     evaluates all of them. ``trainer`` is a PC algorithm (``"exact"``, ``"fpa"``, ``"il"``,
     ``"ipc"``) or ``"bp"``: the same energy minimised by autograd, for ablation.
+
+    With ``heteroscedastic=True`` the precision is input-dependent instead: each member's last
+    layer also outputs a log precision per state entry (soft-bounded to
+    ``[-max_log_precision, max_log_precision]``), and the output node is clamped at
+    ``out - dNLL/dout`` (the per-sample Gaussian NLL's error at the output), so the PC relaxation
+    and local updates learn mean and precision together (under ``"exact"`` this equals backprop
+    of the heteroscedastic NLL).
+
+    A fit that diverges (a non-finite loss or parameter, a PC error from the core, or a batch NLL
+    that grows past ``divergence_margin * max(1, |first NLL|)`` above the first step's) restores
+    the weights, normalisers and optimizer state from before the fit and raises
+    :class:`~pcctrl.errors.DivergenceError`.
     """
 
     def __init__(self, obs_dim: int, action_dim: int, members: int = 5, hidden: tuple[int, ...] = (200, 200), *,
                  trainer: str = "exact", T: int | None = None, x_lr: float | None = None, lr: float = 1e-3,
                  weight_decay: float = 1e-5, batch_size: int = 256, max_log_precision: float = 8.0,
-                 seed: int = 0) -> None:
+                 heteroscedastic: bool = False, divergence_margin: float = 1e3, seed: int = 0) -> None:
         super().__init__()
         if obs_dim < 1 or action_dim < 1:
             raise InvalidArgumentError("obs_dim", f"and action_dim must be positive, got {obs_dim}, {action_dim}")
@@ -74,30 +87,59 @@ class DynamicsEnsemble(nn.Module):
         self.obs_dim, self.action_dim, self.members = obs_dim, action_dim, members
         self.hidden, self.trainer, self.batch_size = tuple(hidden), trainer, batch_size
         self.max_log_precision = float(max_log_precision)
+        self.heteroscedastic, self.divergence_margin = bool(heteroscedastic), float(divergence_margin)
         self.lr, self.weight_decay = lr, weight_decay
         self._generator = torch.Generator().manual_seed(seed)
-        sizes = (obs_dim + action_dim, *hidden, obs_dim)
+        sizes = (obs_dim + action_dim, *hidden, 2 * obs_dim if heteroscedastic else obs_dim)
         layers: list[nn.Module] = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(EnsembleLinear(members, n_in, n_out, self._generator))
             if i < len(sizes) - 2:
                 layers.append(nn.SiLU())
-        self.precision = Precision.diagonal(torch.ones(members, obs_dim), learnable=True)
+        self.precision: Precision | None = None
+        precisions = {}
+        if not heteroscedastic:
+            self.precision = Precision.diagonal(torch.ones(members, obs_dim), learnable=True)
+            precisions = {f"x{len(layers)}": self.precision}
         self.net = PCNetwork(nn.Sequential(*layers), algorithm="exact" if trainer == "bp" else trainer, T=T,
-                             x_lr=x_lr, precisions={f"x{len(layers)}": self.precision})
+                             x_lr=x_lr, precisions=precisions)
         self.input_norm = Normalizer(obs_dim + action_dim)
         self.target_norm = Normalizer(obs_dim)
         # The precision gets a faster rate: it only rescales errors, and at the networks' rate it
         # would lag far behind the fitted means within the few hundred steps of a refit.
         weights = [p for n, p in self.net.named_parameters() if not n.startswith("precisions.")]
-        self.optimizer = torch.optim.Adam([
-            {"params": weights, "weight_decay": weight_decay},
-            {"params": [self.precision.raw], "lr": 10 * lr, "weight_decay": 0.0},
-        ], lr=lr)
+        groups: list[dict[str, Any]] = [{"params": weights, "weight_decay": weight_decay}]
+        if self.precision is not None:
+            groups.append({"params": [self.precision.raw], "lr": 10 * lr, "weight_decay": 0.0})
+        self.optimizer = torch.optim.Adam(groups, lr=lr)
+        self.n_fits = 0
 
     @property
     def device(self) -> torch.device:
-        return self.precision.raw.device
+        return self.input_norm.mean.device
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of the weights, normalisers, optimizer state and fit count (see :meth:`restore`)."""
+        return {"model": copy.deepcopy(self.state_dict()), "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+                "n_fits": self.n_fits}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Return to a :meth:`snapshot` (the random generator keeps advancing)."""
+        self.load_state_dict(snap["model"])
+        self.optimizer.load_state_dict(snap["optimizer"])
+        self.n_fits = int(snap["n_fits"])
+
+    def _log_precision(self, raw: Tensor) -> Tensor:
+        """Soft bound of a heteroscedastic head to ``[-max_log_precision, max_log_precision]``."""
+        hi = self.max_log_precision
+        return -hi + nn.functional.softplus(hi - nn.functional.softplus(hi - raw) + hi)
+
+    def _heads(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Normalised mean and log precision ``(..., obs_dim)`` from the network output."""
+        if self.heteroscedastic:
+            return z[..., :self.obs_dim], self._log_precision(z[..., self.obs_dim:])
+        assert self.precision is not None
+        return z, self.precision.raw.expand_as(z)
 
     def _check(self, obs: Tensor, actions: Tensor) -> None:
         if obs.shape[-1] != self.obs_dim or actions.shape[-1] != self.action_dim:
@@ -122,33 +164,65 @@ class DynamicsEnsemble(nn.Module):
         targets = (next_obs - obs).to(device, torch.float32)
         if not bool(torch.isfinite(inputs).all() and torch.isfinite(targets).all()):
             raise InvalidArgumentError("obs", "training data must be finite")
-        if refit_normalizers:
-            self.input_norm.fit(inputs)
-            self.target_norm.fit(targets)
-        x_all, y_all = self.input_norm(inputs), self.target_norm(targets)
+        snap = self.snapshot()
+        try:
+            if refit_normalizers:
+                self.input_norm.fit(inputs)
+                self.target_norm.fit(targets)
+            losses = self._train(self.input_norm(inputs), self.target_norm(targets), steps)
+        except (NonFiniteError, DivergenceError, FloatingPointError) as exc:
+            self.restore(snap)
+            raise DivergenceError(f"the ensemble's fit diverged ({exc}); the previous model, normalisers and "
+                                  "optimizer state were kept") from exc
+        self.n_fits += 1
+        return losses
+
+    def _train(self, x_all: Tensor, y_all: Tensor, steps: int) -> list[float]:
+        """``steps`` minibatch steps on normalised data; raises on divergence (caller restores)."""
         n = x_all.shape[0]
         batch = min(self.batch_size, n)
-        losses = []
+        losses: list[float] = []
         for _ in range(steps):
-            idx = torch.randint(n, (batch, self.members), generator=self._generator).to(device)
+            idx = torch.randint(n, (batch, self.members), generator=self._generator).to(x_all.device)
             x, y = x_all[idx], y_all[idx]
             if self.trainer == "bp":
                 self.optimizer.zero_grad()
                 loss = self._nll(self.net(x), y)
                 loss.backward()
                 self.optimizer.step()
-                losses.append(float(loss.detach()))
+                value = float(loss.detach())
             else:
-                self.net.train_step(x, y, self.optimizer)
+                self.net.train_step(x, self._pc_target(x, y), self.optimizer)
                 with torch.no_grad():
-                    losses.append(float(self._nll(self.net(x), y)))
-            with torch.no_grad():
-                self.precision.raw.clamp_(-self.max_log_precision, self.max_log_precision)
+                    value = float(self._nll(self.net(x), y))
+            if self.precision is not None:
+                with torch.no_grad():
+                    self.precision.raw.clamp_(-self.max_log_precision, self.max_log_precision)
+            self._check_divergence(value, losses[0] if losses else value)
+            losses.append(value)
         return losses
 
-    def _nll(self, mu: Tensor, y: Tensor) -> Tensor:
-        """Batch mean of the output energy, summed over members and entries."""
-        log_pi = self.precision.raw
+    def _check_divergence(self, value: float, first: float) -> None:
+        if not math.isfinite(value) or not all(bool(torch.isfinite(p).all()) for p in self.parameters()):
+            raise NonFiniteError(f"non-finite batch NLL or parameters ({value})")
+        if value > first + self.divergence_margin * max(1.0, abs(first)):
+            raise DivergenceError(f"batch NLL grew from {first:.4g} to {value:.4g} (margin "
+                                  f"{self.divergence_margin:g} x max(1, |first|))")
+
+    def _pc_target(self, x: Tensor, y: Tensor) -> Tensor:
+        """The output clamp of a PC step: ``y`` itself, or ``out - dNLL/dout`` when heteroscedastic."""
+        if not self.heteroscedastic:
+            return y
+        with torch.enable_grad():
+            out = self.net(x).detach().requires_grad_(True)
+            mu, log_pi = self._heads(out)
+            nll = (0.5 * (y - mu).square() * log_pi.exp() - 0.5 * log_pi).sum()
+            (grad,) = torch.autograd.grad(nll, out)
+        return (out - grad).detach()
+
+    def _nll(self, out: Tensor, y: Tensor) -> Tensor:
+        """Batch mean of the output energy (normalised units), summed over members and entries."""
+        mu, log_pi = self._heads(out)
         return (0.5 * (y - mu).square() * log_pi.exp() - 0.5 * log_pi).sum((1, 2)).mean()
 
     def predict(self, obs: Tensor, actions: Tensor) -> Prediction:
@@ -166,9 +240,9 @@ class DynamicsEnsemble(nn.Module):
         if obs.ndim != 3 or obs.shape[1] != self.members or actions.shape[:2] != obs.shape[:2]:
             raise ShapeError("obs", f"expected obs (B, {self.members}, {self.obs_dim}) and matching actions, "
                              f"got {tuple(obs.shape)} and {tuple(actions.shape)}")
-        z = self.net(self.input_norm(torch.cat((obs, actions), -1)))
-        mean = obs + self.target_norm.inverse(z)
-        var = (-self.precision.raw).exp() * self.target_norm.std.square()
+        mu, log_pi = self._heads(self.net(self.input_norm(torch.cat((obs, actions), -1))))
+        mean = obs + self.target_norm.inverse(mu)
+        var = (-log_pi).exp() * self.target_norm.std.square()
         return Prediction(mean, var.expand_as(mean))
 
     def step(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
@@ -197,12 +271,16 @@ class DynamicsEnsemble(nn.Module):
         biases[0] = biases[0] - torch.einsum("i,kio->ko", m_in / s_in, weights[0])
         weights[0] = weights[0] / s_in[None, :, None]
         s_out, m_out = self.target_norm.std, self.target_norm.mean
-        weights[-1] = weights[-1] * s_out
-        biases[-1] = biases[-1] * s_out + m_out
+        d = self.obs_dim
+        weights[-1][..., :d] = weights[-1][..., :d] * s_out
+        biases[-1][..., :d] = biases[-1][..., :d] * s_out + m_out
         biases = [b.unsqueeze(1) for b in biases]
-        var = ((-self.precision.raw).exp() * s_out.square()).mean(0)
+        var = None
+        if self.precision is not None:
+            var = ((-self.precision.raw).exp() * s_out.square()).mean(0)
         members, last = self.members, len(weights) - 1
         act = torch.nn.functional.silu
+        bound, var_scale = self._log_precision, s_out.square()
 
         def dynamics(obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
             n = obs.shape[0]
@@ -213,9 +291,11 @@ class DynamicsEnsemble(nn.Module):
                 h = torch.baddbmm(b, h, w)
                 if i < last:
                     h = act(h)
-            nxt = obs + h.transpose(0, 1)
+            h = h.transpose(0, 1)
+            nxt = obs + h[..., :d]
             if not with_gain or members == 1:
                 return nxt, torch.zeros(n, dtype=nxt.dtype, device=nxt.device)
-            return nxt, 0.5 * torch.log1p(nxt.var(1, unbiased=False) / var).sum(-1)
+            aleatoric = var if var is not None else ((-bound(h[..., d:])).exp() * var_scale).mean(1)
+            return nxt, 0.5 * torch.log1p(nxt.var(1, unbiased=False) / aleatoric).sum(-1)
 
         return dynamics

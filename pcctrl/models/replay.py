@@ -37,6 +37,7 @@ class ReplayBuffer:
         self._terminated = np.zeros(capacity, dtype=np.float32)
         self._pos = 0
         self._size = 0
+        self.added = 0  # transitions ever added: the insertion index of the next one
 
     def __len__(self) -> int:
         return self._size
@@ -62,6 +63,7 @@ class ReplayBuffer:
         self._rewards[i], self._terminated[i] = reward, float(terminated)
         self._pos = (i + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
+        self.added += 1
 
     def all(self, device: torch.device | str = "cpu") -> Transitions:
         """Every stored transition, oldest first."""
@@ -69,11 +71,15 @@ class ReplayBuffer:
         return Transitions(*(torch.as_tensor(a[order], device=device) for a in
                              (self._obs, self._actions, self._next_obs, self._rewards, self._terminated)))
 
+    def indices(self) -> np.ndarray:
+        """Insertion index of every stored transition, in :meth:`all`'s order (oldest first)."""
+        return np.arange(self.added - self._size, self.added)
+
     def state_dict(self) -> dict[str, object]:
         """Contents, for saving (numpy arrays become tensors)."""
         t = self.all()
         return {"obs": t.obs, "actions": t.actions, "next_obs": t.next_obs, "rewards": t.rewards,
-                "terminated": t.terminated, "capacity": self.capacity}
+                "terminated": t.terminated, "capacity": self.capacity, "added": self.added}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         """Replace the contents with a :meth:`state_dict`."""
@@ -82,3 +88,4 @@ class ReplayBuffer:
         for k in range(len(obs)):  # type: ignore[arg-type]
             self.add(obs[k].numpy(), state["actions"][k].numpy(), state["next_obs"][k].numpy(),  # type: ignore[index]
                      float(state["rewards"][k]), bool(state["terminated"][k]))  # type: ignore[index]
+        self.added = max(self._size, int(state.get("added", self._size)))  # type: ignore[call-overload]

@@ -192,3 +192,123 @@ def test_config_goal_adds_a_goal_prior_to_the_reward():
     plain = ActiveInferenceAgent("InvertedPendulum-v5", goal=None)
     torch.testing.assert_close(plain.planner.preference.log_preference(obs, torch.zeros(2, 1), nxt),
                                torch.tensor([1.0, 0.0]))
+
+
+class _TimedEnv(gym.Env):
+    """A 5-D point with 3 actions and a stated time step: an id with no family entry."""
+
+    observation_space = spaces.Box(-np.inf, np.inf, (5,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
+    dt = 0.008
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.s = self.np_random.uniform(-1, 1, 5).astype(np.float32)
+        return self.s.copy(), {}
+
+    def step(self, action):
+        self.s = (self.s + self.dt * np.concatenate((action, action[:2]))).astype(np.float32)
+        return self.s.copy(), -float(np.square(self.s).sum()), False, False, {}
+
+
+gym.register("pcctrl-test/Timed-v0", entry_point=_TimedEnv, max_episode_steps=120)
+
+
+def test_defaults_are_derived_for_an_env_id_with_no_family_entry():
+    env = gym.make("pcctrl-test/Timed-v0")
+    cfg = default_config("pcctrl-test/Timed-v0", env=env)
+    # dt 0.008 s: hold 2 steps (a 0.016 s planner step) and look ahead 1 s, capped at 30 steps.
+    assert cfg.action_repeat == round(0.02 / 0.008) == 2
+    assert cfg.horizon == min(30, round(1.0 / 0.016)) == 30
+    assert cfg.hidden == (64, 64)  # 8 * (5 + 3) = 64
+    assert (cfg.candidates, cfg.elites) == (200, 20)  # 3 actions -> ceil(3 / 2) = 2 hundreds
+    assert cfg.train_freq == 120
+    # Without the env, or for an id with a family entry, nothing is derived.
+    assert default_config("pcctrl-test/Timed-v0") == AIFConfig()
+    assert default_config("Pendulum-v1", env=gym.make("Pendulum-v1")) == AIFConfig()
+    assert default_config("InvertedPendulum-v5", env=gym.make("InvertedPendulum-v5")) == \
+        default_config("InvertedPendulum-v5")
+    agent = ActiveInferenceAgent("pcctrl-test/Timed-v0", **TINY)
+    assert agent.config.horizon == 5 and agent.config.action_repeat == 2  # overrides win over derived ones
+    agent.learn(70)
+    assert agent.predict(np.zeros(5, np.float32))[0].shape == (3,)
+
+
+def test_validated_heteroscedastic_decaying_terminal_value_agent_saves_and_loads(tmp_path):
+    agent = ActiveInferenceAgent("Pendulum-v1", **TINY, holdout_fraction=0.2, validation_every=10,
+                                 heteroscedastic=True, epistemic_weight=0.5, epistemic_schedule="disagreement",
+                                 terminal_value=True, value_hidden=(16,), value_train_steps=20)
+    agent.learn(100)
+    report = agent.learner.last_report
+    assert report is not None and report.nll <= report.previous_nll
+    assert agent.planner.terminal_value is not None
+    first, last = agent.learner.epistemic.first, agent.learner.epistemic.last
+    assert first is not None and agent.planner.epistemic_weight == pytest.approx(0.5 * min(1.0, last / first))
+    obs = np.array([0.0, 1.0, 0.5], dtype=np.float32)
+    agent.predict(obs)
+    agent.save(tmp_path / "agent.pt")
+    loaded = ActiveInferenceAgent.load(tmp_path / "agent.pt")
+    assert loaded.planner.epistemic_weight == agent.planner.epistemic_weight
+    assert loaded.learner.ensemble.n_fits == agent.learner.ensemble.n_fits
+    for _ in range(3):
+        np.testing.assert_array_equal(agent.predict(obs)[0], loaded.predict(obs)[0])
+
+
+def test_diverging_refit_keeps_the_agents_model_and_warns():
+    agent = ActiveInferenceAgent("Pendulum-v1", **TINY)
+    agent.learn(40)
+    before = [t.clone() for t in agent.ensemble.state_dict().values()]
+    for group in agent.ensemble.optimizer.param_groups:
+        group["lr"] = 1e6
+    with pytest.warns(RuntimeWarning, match="previous model kept"):
+        agent.train_model()
+    assert agent.learner.rejected_fits == 1
+    for p, q in zip(before, agent.ensemble.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_epistemic_weight_decays_as_the_ensembles_disagreement_falls():
+    from pcctrl.agents.epistemic import EpistemicSchedule
+    from pcctrl.models.dynamics_ensemble import DynamicsEnsemble
+
+    g = torch.Generator().manual_seed(0)
+    s = torch.rand(600, 2, generator=g) * 2 - 1
+    a = torch.rand(600, 1, generator=g) * 2 - 1
+    nxt = s + 0.3 * torch.sin(3 * s) + 0.2 * a
+    ens = DynamicsEnsemble(2, 1, members=4, hidden=(32,), lr=3e-3, seed=0)
+    schedule = EpistemicSchedule(0.4, "disagreement", np.array([-1.0]), np.array([1.0]), probes=100, seed=1)
+    assert schedule.weight == 0.4  # nothing measured yet
+    measured = []
+    for k in range(6):
+        ens.fit(s, a, nxt, steps=300)
+        measured.append(schedule.measure(ens.planning_dynamics(), s, nxt, k))
+        assert schedule.weight == pytest.approx(0.4 * measured[-1] / max(measured))
+    # D is the members' variance relative to that of the state changes: recompute the last from predict.
+    rng = np.random.default_rng([1, 5])
+    pick = torch.as_tensor(rng.choice(600, size=100, replace=False))
+    acts = torch.as_tensor(rng.uniform(-1.0, 1.0, size=(100, 1)), dtype=torch.float32)
+    with torch.no_grad():
+        spread = ens.predict(s[pick], acts).mean.var(1, unbiased=False)
+    assert measured[-1] == pytest.approx(float((spread / (nxt - s).var(0, unbiased=False)).mean()), rel=1e-4)
+    assert schedule.weight < 0.1 * 0.4  # the model has learned the region: exploration has faded
+    assert EpistemicSchedule(0.4, "constant", np.array([-1.0]), np.array([1.0])).weight == 0.4
+
+
+def test_files_without_the_issue_11_entries_still_load(tmp_path):
+    from pcctrl.agents.aif_checkpoint import FORMAT, agent_payload
+    from pcctrl.checkpoint_io import write_checkpoint
+
+    agent = ActiveInferenceAgent("Pendulum-v1", **TINY)
+    agent.learn(40)
+    payload = agent_payload(agent)
+    # What pcctrl 0.2's main wrote: no learner entry, no buffer insertion count, no new config fields.
+    del payload["learner"], payload["buffer"]["added"]
+    for name in ("holdout_fraction", "validation_every", "validation_patience", "heteroscedastic",
+                 "epistemic_schedule", "terminal_value", "value_hidden", "value_train_steps", "value_discount"):
+        del payload["config"][name]
+    write_checkpoint(tmp_path / "old.pt", FORMAT, payload)
+    loaded = ActiveInferenceAgent.load(tmp_path / "old.pt")
+    assert loaded.config == agent.config and loaded.learner.ensemble.n_fits == 1
+    obs = np.array([0.0, 1.0, 0.5], dtype=np.float32)
+    for _ in range(3):
+        np.testing.assert_array_equal(agent.predict(obs)[0], loaded.predict(obs)[0])

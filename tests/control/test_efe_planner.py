@@ -116,3 +116,76 @@ def test_planning_some_rows_keeps_the_others_warm_start():
     torch.testing.assert_close(planner.mean[1], kept)
     with pytest.raises(ValueError, match="rows"):
         planner.plan(s, rows=torch.tensor([True, False, True]))
+
+
+# ---- terminal value: a 1-D double integrator with quadratic cost, against its closed-form LQR value ----
+
+_R, _GAMMA = 0.1, 0.95
+_A = torch.tensor([[1.0, DT], [0.0, 1.0]], dtype=torch.float64)
+_B = torch.tensor([[0.5 * DT**2], [DT]], dtype=torch.float64)
+
+
+def _lqr() -> tuple[torch.Tensor, torch.Tensor]:
+    """Discounted LQR: P of the cost-to-go x'Px (Riccati iteration) and the gain K (u = -Kx)."""
+    q, p = torch.eye(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64)
+    a, b = _GAMMA**0.5 * _A, _GAMMA**0.5 * _B
+    for _ in range(3000):
+        p = q + a.T @ p @ a - a.T @ p @ b @ torch.linalg.solve(_R + b.T @ p @ b, b.T @ p @ a)
+    k = torch.linalg.solve(_R + b.T @ p @ b, b.T @ p @ a)
+    return p.float(), k.float()
+
+
+def _lq_step(s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    return s @ _A.float().T + a @ _B.float().T
+
+
+def _lq_reward(o: torch.Tensor, a: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    return -((o**2).sum(-1) + _R * (a**2).sum(-1))
+
+
+_X0 = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.5], [0.5, -1.0]])
+
+
+def _cost_to_go_error(terminal_value) -> torch.Tensor:
+    """Relative error of the planner's realised discounted cost against the optimal x0'Px0."""
+    p, _ = _lqr()
+    planner = EFEPlanner(known_dynamics(_lq_step), RewardPreference(_lq_reward, 1.0), torch.tensor([-10.0]),
+                         torch.tensor([10.0]), horizon=3, candidates=300, iterations=4, elites=30, init_std=0.3,
+                         discount=_GAMMA, seed=0, terminal_value=terminal_value)
+    s, cost, w = _X0.clone(), torch.zeros(len(_X0)), 1.0
+    for _ in range(150):
+        a = planner.plan(s)
+        cost += w * ((s**2).sum(-1) + _R * (a**2).sum(-1))
+        w *= _GAMMA
+        s = _lq_step(s, a)
+    optimal = torch.einsum("bi,ij,bj->b", _X0, p, _X0)
+    return (cost - optimal).abs() / optimal
+
+
+def test_terminal_value_reduces_cost_to_go_error_on_lqr_double_integrator():
+    from pcctrl.models.value_model import ValueModel
+
+    p, k = _lqr()
+    without = _cost_to_go_error(None)
+    exact = _cost_to_go_error(lambda s: -torch.einsum("...i,ij,...j->...", s, p, s))
+    # A PC value learned by TD from transitions of the (optimal) LQR policy, scored by the reward.
+    g = torch.Generator().manual_seed(0)
+    s = torch.rand(2000, 2, generator=g) * 3 - 1.5
+    u = -s @ k.T
+    model = ValueModel(2, (32, 32), discount=_GAMMA, lr=3e-3, seed=0)
+    model.fit(s, _lq_reward(s, u, None), _lq_step(s, u), torch.zeros(2000), rounds=15, steps_per_round=40)
+    test = torch.rand(200, 2, generator=g) * 2 - 1
+    with torch.no_grad():
+        closed = torch.einsum("bi,ij,bj->b", test, p, test)
+        assert float((model(test) + closed).abs().mean() / closed.mean()) < 0.35
+    learned = _cost_to_go_error(lambda x: model(x).detach())
+    assert float(without.max()) > 0.2  # a 3-step horizon alone is far from optimal here
+    assert float(exact.max()) < 0.01
+    assert float(learned.max()) < 0.2 * float(without.max()), (learned, without)
+
+
+def test_terminal_value_must_be_callable():
+    planner = EFEPlanner(known_dynamics(integrator), RewardPreference(_lq_reward, 1.0), torch.tensor([-1.0]),
+                         torch.tensor([1.0]), horizon=3, seed=0)
+    with pytest.raises(ValueError, match="terminal_value"):
+        planner.set_terminal_value(3.0)

@@ -54,12 +54,33 @@ def _observations(obs: Any, obs_dim: int) -> tuple[np.ndarray, bool]:
     return arr, single
 
 
+def _episode_starts(episode_start: Any, rows: int) -> np.ndarray:
+    starts = np.zeros(rows, dtype=bool) if episode_start is None else np.asarray(episode_start, dtype=bool).reshape(-1)
+    if starts.shape[0] != rows:
+        raise ShapeError("episode_start", f"has {starts.shape[0]} entries for {rows} observations")
+    return starts
+
+
+def _check_reward(reward: Any, step: int) -> None:
+    if not np.isfinite(float(reward)):
+        raise InvalidArgumentError("reward", f"the env returned a non-finite reward ({reward}) at step {step}")
+
+
 def _perception(env: gym.Env, spec: BeliefSpec | None, device: torch.device) -> Perception:
     obs_dim = int(env.observation_space.shape[0])
     if spec is None:
         return Perception(obs_dim, device=device)
     return Perception(obs_dim, PCFilter(spec.model(env)), initial=spec.initial, features=spec.features,
                       feature_dim=spec.feature_dim, device=device)
+
+
+def _planner(learner: ModelLearner, preference: Any, space: spaces.Box, cfg: AIFConfig,
+             device: torch.device) -> EFEPlanner:
+    return EFEPlanner(learner.planning_dynamics(), preference, torch.as_tensor(space.low),
+                      torch.as_tensor(space.high), horizon=cfg.horizon, method=cfg.method,
+                      candidates=cfg.candidates, iterations=cfg.iterations, elites=cfg.elites,
+                      momentum=cfg.momentum, temperature=cfg.temperature, init_std=cfg.init_std,
+                      epistemic_weight=cfg.epistemic_weight, discount=cfg.discount, seed=cfg.seed, device=device)
 
 
 class ActiveInferenceAgent(SB3Facade):
@@ -98,12 +119,7 @@ class ActiveInferenceAgent(SB3Facade):
         preference = build_preference(self.reward_source, cfg, self.feature_dim, env_id=self.env_id, reward=reward,
                                       goal_prior=goal_prior, device=self.device,
                                       learned_reward=self.learner.learned_reward)
-        self.planner = EFEPlanner(self.learner.planning_dynamics(), preference, torch.as_tensor(act.low),
-                                  torch.as_tensor(act.high), horizon=cfg.horizon, method=cfg.method,
-                                  candidates=cfg.candidates, iterations=cfg.iterations, elites=cfg.elites,
-                                  momentum=cfg.momentum, temperature=cfg.temperature, init_std=cfg.init_std,
-                                  epistemic_weight=cfg.epistemic_weight, discount=cfg.discount, seed=cfg.seed,
-                                  device=self.device)
+        self.planner = _planner(self.learner, preference, act, cfg, self.device)
         self.hold = ActionHold(cfg.action_repeat, self.action_dim, act.dtype)
         self.num_timesteps = 0
         self._rng = np.random.default_rng(cfg.seed)
@@ -153,10 +169,7 @@ class ActiveInferenceAgent(SB3Facade):
         (one per env step), restarting the count where ``episode_start`` is true.
         """
         obs, single = _observations(observation, self.obs_dim)
-        starts = np.zeros(obs.shape[0], dtype=bool) if episode_start is None else \
-            np.asarray(episode_start, dtype=bool).reshape(-1)
-        if starts.shape[0] != obs.shape[0]:
-            raise ShapeError("episode_start", f"has {starts.shape[0]} entries for {obs.shape[0]} observations")
+        starts = _episode_starts(episode_start, obs.shape[0])
         if self.planner.mean is not None and self.planner.mean.shape[0] == obs.shape[0] and starts.any():
             self.planner.reset(torch.as_tensor(starts, device=self.device))
         features = self.perception.step(obs, starts)
@@ -202,9 +215,7 @@ class ActiveInferenceAgent(SB3Facade):
         """Apply ``action``; the next features, reward, terminated, truncated and info."""
         self.perception.record_actions(action[None])
         new_obs, reward, terminated, truncated, info = self.env.step(action)
-        if not np.isfinite(float(reward)):
-            raise InvalidArgumentError("reward", f"the env returned a non-finite reward ({reward}) "
-                                                   f"at step {self.num_timesteps}")
+        _check_reward(reward, self.num_timesteps)
         features = self.perception.step(_observations(new_obs, self.obs_dim)[0], np.zeros(1, dtype=bool))
         return features, float(reward), bool(terminated), bool(truncated), info
 
@@ -239,8 +250,7 @@ class ActiveInferenceAgent(SB3Facade):
                 action = self._explore_or_plan(feat)
                 hold_left, hold_reward, hold_start = cfg.action_repeat, 0.0, feat
             next_feat, reward, terminated, truncated, infos = self._env_step(action)
-            hold_left -= 1
-            hold_reward += reward
+            hold_left, hold_reward = hold_left - 1, hold_reward + reward
             if hold_left == 0 or terminated:
                 self.learner.add(hold_start[0], action, next_feat[0], hold_reward, terminated)
             self.num_timesteps += 1
@@ -257,13 +267,8 @@ class ActiveInferenceAgent(SB3Facade):
                 ep_return, ep_len, hold_left = 0.0, 0, 0
                 feat = self._begin_episode()
             if len(self.buffer) * cfg.action_repeat >= cfg.learning_starts and (done or since_train >= cfg.train_freq):
-                nll = self.train_model()
+                self.learner.record(self._logger, self.train_model())
                 since_train = 0
-                self._logger.record("train/model_nll", nll)
-                self._logger.record("train/n_updates", self.n_updates)
-                if self.learner.last_report is not None:
-                    self._logger.record("train/held_out_nll", self.learner.last_report.nll)
-                    self._logger.record("train/rejected_fits", self.learner.rejected_fits)
             if done and log_interval and episodes % log_interval == 0:
                 extra = {"time/plan_ms": float(np.mean(self._plan_ms))} if self._plan_ms else {}
                 self._record_rollout(start_time, start_steps, episodes, **extra)
@@ -274,10 +279,7 @@ class ActiveInferenceAgent(SB3Facade):
     # ---- persistence ------------------------------------------------------------------------
 
     def save(self, path: str | Path | io.BufferedIOBase) -> None:
-        """Write model, normalisers, reward model, planner settings and state, and the buffer.
-
-        The file is pcctrl's safe checkpoint format (:mod:`pcctrl.checkpoint_io`); a path is written atomically.
-        """
+        """Write config, models, planner state and buffer in pcctrl's safe format (:mod:`pcctrl.checkpoint_io`)."""
         save_agent(self, path)
 
     @classmethod
@@ -286,10 +288,7 @@ class ActiveInferenceAgent(SB3Facade):
              verbose: int = 0) -> "ActiveInferenceAgent":
         """Rebuild an agent from :meth:`save`; ``env`` defaults to ``gym.make`` of the saved id.
 
-        Safe for files of any origin: nothing is unpickled. A file that is not a readable agent of
-        this version raises :class:`~pcctrl.errors.CheckpointError` (a ``ValueError``) naming it;
-        spaces that differ from ``env``'s raise ``ValueError``; a custom ``reward`` must be given
-        again (functions are not saved). Files of pcctrl 0.1 (``torch.save``) are still read, with
-        ``weights_only=True`` (no code runs); re-save them to get the current format.
+        Nothing is unpickled; a bad file raises :class:`~pcctrl.errors.CheckpointError`, spaces unlike
+        ``env``'s ``ValueError``; a custom ``reward`` must be given again. pcctrl 0.1 files still load.
         """
         return load_agent(cls, path, env=env, reward=reward, device=device, verbose=verbose)

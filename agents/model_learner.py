@@ -98,6 +98,14 @@ class ModelLearner:
         self.rejected_fits += not report.accepted
         return report.losses
 
+    def record(self, logger: Any, nll: float) -> None:
+        """Write the last refit's figures to an SB3 logger."""
+        logger.record("train/model_nll", nll)
+        logger.record("train/n_updates", self.n_updates)
+        if self.last_report is not None:
+            logger.record("train/held_out_nll", self.last_report.nll)
+            logger.record("train/rejected_fits", self.rejected_fits)
+
     def fit_value(self, log_preference: Callable[[Tensor, Tensor, Tensor], Tensor]) -> None:
         """Refit the terminal value (if configured) on the buffer, scored by ``log_preference``."""
         if self.value is not None and len(self.buffer) > 0:

@@ -14,7 +14,7 @@ from gymnasium import spaces
 
 from pcctrl.checkpoint_io import is_torch_zip, read_bytes, read_checkpoint, write_checkpoint
 from pcctrl.control import GoalPrior, RewardSpec
-from pcctrl.errors import CheckpointError
+from pcctrl.errors import CheckpointError, InvalidArgumentError
 
 from .aif_config import AIFConfig
 
@@ -83,7 +83,7 @@ def load_agent(cls: type, path: str | Path | io.BufferedIOBase, *, env: gym.Env 
             from None
     if env is None:
         if env_id is None:
-            raise ValueError("the saved agent has no env id: pass env")
+            raise InvalidArgumentError("env", "the saved agent has no env id: pass env")
         env = gym.make(env_id)
     elif isinstance(env, str):
         env = gym.make(env)
@@ -92,14 +92,17 @@ def load_agent(cls: type, path: str | Path | io.BufferedIOBase, *, env: gym.Env 
             and obs_space.shape == (obs_dim,) and act_space.shape == (action_dim,)
             and action_low.shape == act_space.shape and action_high.shape == act_space.shape
             and np.allclose(act_space.low, action_low) and np.allclose(act_space.high, action_high)):
-        raise ValueError(f"the env's spaces ({obs_space}, {act_space}) do not match the saved agent's "
-                         f"(obs dim {obs_dim}, action bounds {action_low.tolist()}..{action_high.tolist()})")
+        raise InvalidArgumentError("env", f"the env's spaces ({obs_space}, {act_space}) do not match the saved "
+                                          f"agent's (obs dim {obs_dim}, action bounds {action_low.tolist()}.."
+                                          f"{action_high.tolist()})")
     if source == "custom" and reward is None:
-        raise ValueError("the saved agent used a custom reward: pass reward=RewardSpec(...) to load")
+        raise InvalidArgumentError("reward", "the saved agent used a custom reward: pass reward=RewardSpec(...) "
+                                             "to load")
     agent = cls(env, config, reward=reward if source == "custom" else None, goal_prior=goal,
                 verbose=verbose, device=device)
     if agent.reward_source != source:
-        raise ValueError(f"the saved agent's reward source is {source!r}, this env gives {agent.reward_source!r}")
+        raise InvalidArgumentError("env", f"the saved agent's reward source is {source!r}, "
+                                          f"this env gives {agent.reward_source!r}")
     try:
         agent.ensemble.load_state_dict(data["ensemble"])
         agent.ensemble.optimizer.load_state_dict(data["optimizer"])

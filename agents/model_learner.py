@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pcctrl.errors import DivergenceError
+from pcctrl.errors import DivergenceError, NotReadyError
 from pcctrl.models.dynamics_ensemble import DynamicsEnsemble
 from pcctrl.models.replay import ReplayBuffer
 from pcctrl.models.reward_model import RewardModel
@@ -125,7 +125,7 @@ class ModelLearner:
     def learned_reward(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
         """The reward model's prediction (a reward function for :class:`RewardPreference`)."""
         if self.reward_model is None:
-            raise RuntimeError("this learner has no reward model (learn_reward=False)")
+            raise NotReadyError("this learner has no reward model (learn_reward=False)")
         return self.reward_model(obs, action, next_obs)
 
     def extra_state(self) -> dict[str, Any]:

@@ -4,8 +4,10 @@ Each row asserts the exact exception type and that nothing changed: no code ran 
 malicious payload would create stays absent), the bad file is untouched, controller and env state
 are as before (envs: the following steps equal those of a twin env that never saw the bad action).
 The last section checks that save -> load -> identical actions holds for every checkpoint kind.
-Rows for the core's relaxation/learning divergence and PCNetwork dtype/empty batch live with the core
-(tests/core/); the core rows here pin the exact family class of its argument checks.
+The divergence rows (SGD and Adam at lr=1e6 for il/fpa/exact/ipc, growing energy, one non-finite
+type) and PCNetwork's dtype/empty/complex rows live in tests/core/test_divergence.py; the filter's
+in tests/estimation, the ensemble's (the previous model is kept) in tests/models. The core rows here
+pin the exact family class of its argument checks.
 """
 
 from __future__ import annotations

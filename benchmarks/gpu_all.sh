@@ -28,8 +28,8 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MPLBACKEND=Agg
 
 # name | per-benchmark timeout (s) | command (the device flag is added for every one)
 BENCHES=(
-  "core_speed|80|benchmarks/core_speed.py --repeats 10"
-  "pcx_compare|60|benchmarks/pcx_compare.py --repeats 6"
+  "core_speed|90|benchmarks/core_speed.py --threads 1 --rounds 3 --repeats 6"
+  "pcx_compare|50|benchmarks/pcx_compare.py --rounds 3 --repeats 6"
   "filter_bench|70|benchmarks/filter_bench.py --quick --threads 1"
   "runtime_latency|40|benchmarks/runtime_latency.py --steps 2000 --threads 1 --skip-aoti"
   "planner_latency|30|benchmarks/planner_latency.py --repeats 10"

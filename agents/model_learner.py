@@ -114,7 +114,7 @@ class ModelLearner:
     def configure(self, planner: Any) -> None:
         """Give ``planner`` the current dynamics, epistemic weight and terminal value."""
         planner.set_dynamics(self.planning_dynamics())
-        planner.epistemic_weight = self.epistemic.weight
+        planner.set_epistemic_weight(self.epistemic.weight)
         if self.value is not None and self.value.model.fitted:
             planner.set_terminal_value(self.value.model)
 

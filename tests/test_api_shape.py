@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 MODULES = ["pcctrl", "pcctrl.core", "pcctrl.control", "pcctrl.estimation", "pcctrl.models", "pcctrl.runtime",
-           "pcctrl.agents", "pcctrl.envs", "pcctrl.errors"]
+           "pcctrl.agents", "pcctrl.envs", "pcctrl.errors", "pcctrl.memory", "pcctrl.io"]
 MAX_POSITIONAL = 6
 MAX_CLASS_LINES = 210
 ROOT = Path(__file__).resolve().parents[1]

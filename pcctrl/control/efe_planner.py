@@ -100,6 +100,12 @@ class EFEPlanner:
             raise InvalidArgumentError("dynamics", f"must be callable, got {type(dynamics).__name__}")
         self.dynamics = dynamics
 
+    def set_epistemic_weight(self, weight: float) -> None:
+        """Scale the information gain by ``weight`` from now on (e.g. a schedule that decays it)."""
+        if not weight >= 0:
+            raise InvalidArgumentError("epistemic_weight", f"must be non-negative, got {weight}")
+        self.epistemic_weight = float(weight)
+
     def set_terminal_value(self, terminal_value: TerminalValue | None) -> None:
         """Add ``terminal_value`` beyond the horizon from now on (``None``: stop adding one)."""
         if terminal_value is not None and not callable(terminal_value):

@@ -173,6 +173,20 @@ class PCFilter:
         self._np_belief: tuple[np.ndarray, np.ndarray] | None = None
         return self.belief
 
+    @torch.no_grad()
+    def restore(self, mean: Any, cov: Any) -> Belief:
+        """Set the belief bit for bit (e.g. from a checkpoint): checked as by :meth:`reset`, then kept
+        exactly as given instead of re-symmetrised."""
+        self.reset(mean, cov)
+        self._mean = self._tensor(mean, "mean").reshape(self._mean.shape).clone()
+        self._cov = self._tensor(cov, "cov").reshape(self._cov.shape).clone()
+        return self.belief
+
+    @property
+    def prior_precision(self) -> Any:
+        """The fixed prior precision given at construction (``mode="fixed"``), or ``None``."""
+        return self._prior_precision_arg
+
     def _make_small(self) -> SmallGaussNewton | None:
         """The batch-1 numpy path where it is valid (see the class docstring), else ``None``."""
         model = self.model

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..checkpoint_io import read_checkpoint, write_checkpoint
 from ..core import PCNetwork
+from ..models.mlp import tanh_mlp
 from ..errors import CheckpointError, InvalidArgumentError
 from ..models import LinearGaussianModel, MLPObservation, MLPTransition, StateSpaceModel
 from .mlp_model import MLPStateSpaceModel
@@ -37,10 +37,7 @@ class FittedModel:
 
 def _mlp_network(in_dim: int, hidden: int, out_dim: int, algorithm: str, T: int | None,
                  x_lr: float | None) -> PCNetwork:
-    # The architecture of pcctrl.models.learned.learn_state_space (two tanh hidden layers).
-    layers = nn.Sequential(nn.Linear(in_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
-                           nn.Linear(hidden, out_dim))
-    return PCNetwork(layers, algorithm=algorithm, T=T, x_lr=x_lr)
+    return PCNetwork(tanh_mlp(in_dim, hidden, out_dim), algorithm=algorithm, T=T, x_lr=x_lr)
 
 
 def _architecture(model: StateSpaceModel) -> dict[str, Any]:

@@ -108,6 +108,7 @@ class AssociativeMemory(ABC):
         self,
         patterns: Any,
         sizes: Sequence[int],
+        *,
         corruption: str = "mask",
         level: float = 0.5,
         threshold: float | None = None,
@@ -117,4 +118,5 @@ class AssociativeMemory(ABC):
         """Fraction of stored patterns retrieved as ``N`` grows; see :func:`pcctrl.memory.capacity_curve`."""
         from .capacity import capacity_curve
 
-        return capacity_curve(self, patterns, sizes, corruption, level, threshold, trials, seed)
+        return capacity_curve(self, patterns, sizes, corruption=corruption, level=level, threshold=threshold,
+                              trials=trials, seed=seed)

@@ -57,6 +57,7 @@ def capacity_curve(
     memory: AssociativeMemory,
     patterns: Any,
     sizes: Sequence[int],
+    *,
     corruption: Corruption = "mask",
     level: float = 0.5,
     threshold: float | None = None,

@@ -99,6 +99,7 @@ class HopfieldMemory(AssociativeMemory):
         similarity: Similarity = "dot",
         separation: Separation = "softmax",
         beta: float = 1.0,
+        *,
         normalize: bool = True,
         output: Output = "linear",
         steps: int = 1,

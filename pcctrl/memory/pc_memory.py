@@ -63,6 +63,7 @@ class PCMemory(AssociativeMemory):
     def __init__(
         self,
         hidden: Sequence[int] = (16, 128),
+        *,
         cyclic: bool = False,
         top_prior: float | None = 0.1,
         epochs: int = 500,

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from ..core import PCNetwork
 from ..errors import InvalidArgumentError
+from .mlp import tanh_mlp
 from .state_space import StateSpaceModel
 
 
@@ -84,9 +85,7 @@ class MLPObservation(_Normalised):
 
 
 def _mlp(in_dim: int, hidden: int, out_dim: int, algorithm: str, T: int | None, x_lr: float | None) -> PCNetwork:
-    layers = nn.Sequential(nn.Linear(in_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
-                           nn.Linear(hidden, out_dim))
-    return PCNetwork(layers, algorithm=algorithm, T=T, x_lr=x_lr)
+    return PCNetwork(tanh_mlp(in_dim, hidden, out_dim), algorithm=algorithm, T=T, x_lr=x_lr)
 
 
 def _as_array(value: Any, name: str, ndim: int, dtype: torch.dtype) -> Tensor:

@@ -6,9 +6,9 @@ import torch
 from torch import Tensor, nn
 
 from ..core import PCNetwork
-from .normalizer import Normalizer
-
 from ..errors import InvalidArgumentError, ShapeError
+from .mlp import silu_mlp
+from .normalizer import Normalizer
 
 
 class RewardModel(nn.Module):
@@ -22,14 +22,7 @@ class RewardModel(nn.Module):
         self.obs_dim, self.action_dim, self.batch_size = obs_dim, action_dim, batch_size
         self._generator = torch.Generator().manual_seed(seed)
         sizes = (2 * obs_dim + action_dim, *hidden, 1)
-        layers: list[nn.Module] = []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-                layers.append(nn.Linear(n_in, n_out))
-                if i < len(sizes) - 2:
-                    layers.append(nn.SiLU())
-        self.net = PCNetwork(nn.Sequential(*layers), algorithm=algorithm)
+        self.net = PCNetwork(silu_mlp(sizes, seed), algorithm=algorithm)
         self.input_norm = Normalizer(sizes[0])
         self.target_norm = Normalizer(1)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)

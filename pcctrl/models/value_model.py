@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ..core import PCNetwork
 from ..errors import InvalidArgumentError, ShapeError
+from .mlp import silu_mlp
 from .normalizer import Normalizer
 
 StepValue = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -33,14 +34,7 @@ class ValueModel(nn.Module):
         self.obs_dim, self.batch_size, self.discount = obs_dim, batch_size, float(discount)
         self._generator = torch.Generator().manual_seed(seed)
         sizes = (obs_dim, *hidden, 1)
-        layers: list[nn.Module] = []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-                layers.append(nn.Linear(n_in, n_out))
-                if i < len(sizes) - 2:
-                    layers.append(nn.SiLU())
-        self.net = PCNetwork(nn.Sequential(*layers), algorithm=algorithm)
+        self.net = PCNetwork(silu_mlp(sizes, seed), algorithm=algorithm)
         self.input_norm = Normalizer(obs_dim)
         self.register_buffer("scale", torch.ones(()))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))

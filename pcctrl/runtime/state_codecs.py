@@ -18,13 +18,15 @@ from .latency import LatencyStats
 
 def filter_to_data(filt: PCFilter) -> dict[str, Any]:
     """A PC filter's settings, model and current belief (batched or not)."""
-    prior = filt._prior_precision_arg
+    prior = filt.prior_precision
     if prior is not None and not isinstance(prior, torch.Tensor):
         prior = np.asarray(prior, dtype=np.float64)
+    belief, n = filt.belief, filt.model.state_dim
     return {"model": filt.model, "mode": filt.mode, "iters": filt.iters, "x_lr": filt.x_lr, "tol": filt.tol,
             "max_halvings": filt.max_halvings, "prior_precision": prior, "batched": filt.batch_size is not None,
             "divergence_factor": filt.divergence_factor, "small_path": filt.small_path,
-            "mean": filt._mean.detach().clone(), "cov": filt._cov.detach().clone()}
+            "mean": belief.mean.detach().clone().reshape(-1, n),
+            "cov": belief.cov.detach().clone().reshape(-1, n, n)}
 
 
 def filter_from_data(data: dict[str, Any]) -> PCFilter:
@@ -36,12 +38,9 @@ def filter_from_data(data: dict[str, Any]) -> PCFilter:
     if not isinstance(mean, torch.Tensor) or not isinstance(cov, torch.Tensor) or mean.ndim != 2 or cov.ndim != 3:
         raise ValueError("the belief must be a (batch, n) mean and a (batch, n, n) covariance")
     if data["batched"]:
-        filt.reset(mean, cov)
+        filt.restore(mean, cov)
     else:
-        filt.reset(mean[0], cov[0])
-    # reset() re-symmetrises the covariance, which can move its last bits; the checked originals resume exactly.
-    dtype, device = filt._mean.dtype, filt._mean.device
-    filt._mean, filt._cov = mean.to(device, dtype).clone(), cov.to(device, dtype).clone()
+        filt.restore(mean[0], cov[0])
     return filt
 
 

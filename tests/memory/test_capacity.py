@@ -20,7 +20,7 @@ def test_mask_hides_exactly_the_level_and_noise_has_the_std() -> None:
 
 def test_curve_counts_like_a_hand_loop(digits: torch.Tensor) -> None:
     memory = HopfieldMemory("dot", "softmax", beta=4.0)
-    curve = capacity_curve(memory, digits, [20, 60], "noise", 0.4, threshold=2.0, seed=7)
+    curve = capacity_curve(memory, digits, [20, 60], corruption="noise", level=0.4, threshold=2.0, seed=7)
     g = torch.Generator().manual_seed(7)
     for n, fraction in zip([20, 60], curve.fraction):
         chosen = digits[torch.randperm(len(digits), generator=g)[:n]]

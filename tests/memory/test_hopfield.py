@@ -112,15 +112,19 @@ def test_cuda_matches_cpu(digits: torch.Tensor) -> None:
 def test_manhattan_beats_dot_on_digits_at_the_same_n(digits: torch.Tensor) -> None:
     # The UHN paper's qualitative result, measured: same N, same separation, half-masked cues.
     for separation, beta in (("softmax", 10.0), ("max", 1.0)):
-        dot = capacity_curve(HopfieldMemory("dot", separation, beta=beta), digits, [100, 300], "mask", 0.5)
-        l1 = capacity_curve(HopfieldMemory("manhattan", separation, beta=beta), digits, [100, 300], "mask", 0.5)
+        dot = capacity_curve(HopfieldMemory("dot", separation, beta=beta), digits, [100, 300],
+                             corruption="mask", level=0.5)
+        l1 = capacity_curve(HopfieldMemory("manhattan", separation, beta=beta), digits, [100, 300],
+                             corruption="mask", level=0.5)
         assert all(m > d + 0.1 for m, d in zip(l1.fraction, dot.fraction)), (separation, l1, dot)
 
 
 def test_max_and_softmax_beat_identity_separation_on_digits(digits: torch.Tensor) -> None:
-    identity = capacity_curve(HopfieldMemory("euclidean", "identity"), digits, [100], "noise", 0.2).fraction[0]
+    identity = capacity_curve(HopfieldMemory("euclidean", "identity"), digits, [100], corruption="noise",
+                              level=0.2).fraction[0]
     for separation in ("max", "softmax"):
-        sharp = capacity_curve(HopfieldMemory("euclidean", separation, beta=10.0), digits, [100], "noise", 0.2)
+        sharp = capacity_curve(HopfieldMemory("euclidean", separation, beta=10.0), digits, [100],
+                               corruption="noise", level=0.2)
         assert sharp.fraction[0] > identity + 0.5
 
 

@@ -8,8 +8,11 @@ errors, the feedback ``J^T eps`` and the weight updates directly: the same algor
 same skipping of exactly-zero errors as ``inference.relax`` and ``learning``'s exact sweep, but
 without autograd graphs, with the feedback subtraction fused into the matmul, in-place node
 updates, and image-shaped values in channels-last memory format (where convolution and pooling
-run several times faster on CPU). Results agree with the autograd path to rounding; the
-exactness tests run on both.
+run several times faster on CPU). Steady-state steps write their predictions, errors, feedback
+and node values into tensors the chain keeps between calls (one set per shape), so a relaxation
+allocates almost nothing: on CPU a fresh multi-megabyte tensor costs more in page faults than
+the pass that fills it. A chain is therefore not to be stepped from two threads at once.
+Results agree with the autograd path to rounding; the exactness tests run on both.
 """
 
 from __future__ import annotations
@@ -44,21 +47,45 @@ class _Op:
 
     def __init__(self, layer: nn.Module) -> None:
         self.layer = layer
+        self.buffers: dict[str, Tensor] = {}
+
+    def buffer(self, slot: str | None, like: Tensor, shape: Sequence[int] | None = None,
+               dtype: torch.dtype | None = None) -> Tensor | None:
+        """This op's persistent output tensor for ``slot`` (``None``: no reuse, allocate as usual).
+
+        Steady-state steps write into the same memory instead of allocating, so the process
+        never returns these pages to the OS and faults them in again (on CPU, a fresh 12 MB
+        tensor costs more in page faults than the elementwise pass that fills it).
+        """
+        if slot is None:
+            return None
+        shape = tuple(like.shape if shape is None else shape)
+        dtype = like.dtype if dtype is None else dtype
+        cl = len(shape) == 4 and like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last)
+        held = self.buffers.get(slot)
+        if (held is None or tuple(held.shape) != shape or held.dtype != dtype or held.device != like.device
+                or (len(shape) == 4 and held.is_contiguous(memory_format=torch.channels_last) != cl)):
+            fmt = torch.channels_last if cl else torch.contiguous_format
+            held = torch.empty(shape, dtype=dtype, device=like.device, memory_format=fmt)
+            self.buffers[slot] = held
+        return held
 
     @property
     def params(self) -> list[nn.Parameter]:
         return []
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Any]:
+    def forward(self, x: Tensor, slot: str | None = None) -> tuple[Tensor, Any]:
+        """The output and what ``backward`` needs; with a ``slot``, written into this op's buffer."""
         raise NotImplementedError
 
-    def backward(self, ctx: Any, g: Tensor, need_input: bool, need_params: bool) -> tuple[Tensor | None, Grads]:
+    def backward(self, ctx: Any, g: Tensor, need_input: bool, need_params: bool,
+                 slot: str | None = None) -> tuple[Tensor | None, Grads]:
         """``J^T g`` (if ``need_input``) and ``(dy/dtheta)^T g`` per parameter (if ``need_params``)."""
         raise NotImplementedError
 
     def minus_input_grad(self, ctx: Any, g: Tensor, base: Tensor | None) -> Tensor:
         """``base - J^T g`` (``-J^T g`` without a base), written into ``base``: the caller owns it."""
-        gin = self.backward(ctx, g, True, False)[0]
+        gin = self.backward(ctx, g, True, False, "feedback" if base is not None else None)[0]
         assert gin is not None
         return torch.neg(gin) if base is None else base.sub_(gin)
 
@@ -68,17 +95,26 @@ class _Linear(_Op):
     def params(self) -> list[nn.Parameter]:
         return [p for p in (self.layer.weight, self.layer.bias) if p is not None]
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Any]:
+    def forward(self, x: Tensor, slot: str | None = None) -> tuple[Tensor, Any]:
         weight, bias = self.layer.weight, self.layer.bias
         if x.dim() == 2:
-            y = torch.mm(x, weight.t()) if bias is None else torch.addmm(bias, x, weight.t())
+            out = self.buffer(slot, x, (x.shape[0], weight.shape[0]))
+            if out is None:
+                y = torch.mm(x, weight.t()) if bias is None else torch.addmm(bias, x, weight.t())
+            else:
+                y = torch.mm(x, weight.t(), out=out) if bias is None else torch.addmm(bias, x, weight.t(), out=out)
         else:
             y = F.linear(x, weight, bias)
         return y, x
 
-    def backward(self, ctx: Tensor, g: Tensor, need_input: bool, need_params: bool) -> tuple[Tensor | None, Grads]:
+    def backward(self, ctx: Tensor, g: Tensor, need_input: bool, need_params: bool,
+                 slot: str | None = None) -> tuple[Tensor | None, Grads]:
         g2 = g.reshape(-1, g.shape[-1])
-        gin = torch.mm(g2, self.layer.weight).reshape(ctx.shape) if need_input else None
+        gin = None
+        if need_input:
+            out = self.buffer(slot, g2, (g2.shape[0], self.layer.weight.shape[1])) if ctx.dim() == 2 else None
+            gin = torch.mm(g2, self.layer.weight, out=out) if out is not None else torch.mm(g2, self.layer.weight)
+            gin = gin.reshape(ctx.shape)
         grads: Grads = []
         if need_params:
             grads.append(torch.mm(g2.t(), ctx.reshape(-1, ctx.shape[-1])))
@@ -102,13 +138,14 @@ class _Conv(_Op):
     def params(self) -> list[nn.Parameter]:
         return [p for p in (self.layer.weight, self.layer.bias) if p is not None]
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Any]:
+    def forward(self, x: Tensor, slot: str | None = None) -> tuple[Tensor, Any]:
         layer = self.layer
         if self.dims == 1:
             return F.conv1d(x, layer.weight, layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups), x
         return _cl(F.conv2d(x, layer.weight, layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups)), x
 
-    def backward(self, ctx: Tensor, g: Tensor, need_input: bool, need_params: bool) -> tuple[Tensor | None, Grads]:
+    def backward(self, ctx: Tensor, g: Tensor, need_input: bool, need_params: bool,
+                 slot: str | None = None) -> tuple[Tensor | None, Grads]:
         layer = self.layer
         has_bias = layer.bias is not None
         if need_params and self.dims == 2 and ctx.shape[1] == 1:
@@ -142,42 +179,68 @@ class _Conv(_Op):
 class _Pointwise(_Op):
     """An activation whose derivative is a function of its output (or input) alone."""
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Any]:
+    def forward(self, x: Tensor, slot: str | None = None) -> tuple[Tensor, Any]:
         layer = self.layer
+        out = self.buffer(slot, x)
+        if out is None:
+            if isinstance(layer, nn.Tanh):
+                y = torch.tanh(x)
+            elif isinstance(layer, nn.Sigmoid):
+                y = torch.sigmoid(x)
+            elif isinstance(layer, nn.ReLU):
+                y = torch.relu(x)
+            else:
+                return F.leaky_relu(x, layer.negative_slope), x
+            return y, y
         if isinstance(layer, nn.Tanh):
-            y = torch.tanh(x)
+            y = torch.tanh(x, out=out)
         elif isinstance(layer, nn.Sigmoid):
-            y = torch.sigmoid(x)
+            y = torch.sigmoid(x, out=out)
         elif isinstance(layer, nn.ReLU):
-            y = torch.relu(x)
+            y = torch.clamp_min(x, 0, out=out)
         else:
-            return F.leaky_relu(x, layer.negative_slope), x
+            return torch._C._nn.leaky_relu(x, layer.negative_slope, out=out), x
         return y, y
 
-    def backward(self, ctx: Tensor, g: Tensor, need_input: bool, need_params: bool) -> tuple[Tensor | None, Grads]:
+    def backward(self, ctx: Tensor, g: Tensor, need_input: bool, need_params: bool,
+                 slot: str | None = None) -> tuple[Tensor | None, Grads]:
         if not need_input:
             return None, []
         layer = self.layer
+        out = self.buffer(slot, g)
+        aten = torch.ops.aten
+        if out is None:
+            if isinstance(layer, nn.Tanh):
+                return aten.tanh_backward(g, ctx), []
+            if isinstance(layer, nn.Sigmoid):
+                return aten.sigmoid_backward(g, ctx), []
+            if isinstance(layer, nn.ReLU):
+                return aten.threshold_backward(g, ctx, 0), []
+            return aten.leaky_relu_backward(g, ctx, layer.negative_slope, False), []
         if isinstance(layer, nn.Tanh):
-            return torch.ops.aten.tanh_backward(g, ctx), []
+            return aten.tanh_backward.grad_input(g, ctx, grad_input=out), []
         if isinstance(layer, nn.Sigmoid):
-            return torch.ops.aten.sigmoid_backward(g, ctx), []
+            return aten.sigmoid_backward.grad_input(g, ctx, grad_input=out), []
         if isinstance(layer, nn.ReLU):
-            return torch.ops.aten.threshold_backward(g, ctx, 0), []
-        return torch.ops.aten.leaky_relu_backward(g, ctx, layer.negative_slope, False), []
+            return aten.threshold_backward.grad_input(g, ctx, 0, grad_input=out), []
+        return aten.leaky_relu_backward.grad_input(g, ctx, layer.negative_slope, False, grad_input=out), []
 
 
 class _Reshape(_Op):
     """``Flatten`` and ``Identity``: the value is copied, so no node aliases another."""
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Any]:
+    def forward(self, x: Tensor, slot: str | None = None) -> tuple[Tensor, Any]:
         if isinstance(self.layer, nn.Flatten):
             y = x.flatten(self.layer.start_dim, self.layer.end_dim)
         else:
             y = x
+        out = self.buffer(slot, y)
+        if out is not None:
+            return out.copy_(y), x.shape
         return (y.clone() if y.data_ptr() == x.data_ptr() else y), x.shape
 
-    def backward(self, ctx: torch.Size, g: Tensor, need_input: bool, need_params: bool) -> tuple[Tensor | None, Grads]:
+    def backward(self, ctx: torch.Size, g: Tensor, need_input: bool, need_params: bool,
+                 slot: str | None = None) -> tuple[Tensor | None, Grads]:
         return (_cl(g.reshape(ctx)) if need_input else None), []
 
 
@@ -190,17 +253,32 @@ class _Pool(_Op):
         self.stride = _pair(layer.stride if layer.stride is not None else layer.kernel_size)
         self.padding = _pair(layer.padding)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Any]:
+    def forward(self, x: Tensor, slot: str | None = None) -> tuple[Tensor, Any]:
         layer = self.layer
         if isinstance(layer, nn.MaxPool2d):
+            if slot is not None and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+                return self._max_into(x, slot)
             y, idx = F.max_pool2d(x, self.kernel, self.stride, self.padding, layer.dilation, layer.ceil_mode, True)
             return _cl(y), (x, idx)
         y = F.avg_pool2d(x, self.kernel, self.stride, self.padding, layer.ceil_mode,
                          layer.count_include_pad, layer.divisor_override)
         return _cl(y), (x, None)
 
+    def _max_into(self, x: Tensor, slot: str) -> tuple[Tensor, Any]:
+        """Max pooling written into this op's buffers (values and argmax indices, channels-last)."""
+        layer = self.layer
+        probe = self.buffers.get(slot)
+        if probe is None or probe.shape[:2] != x.shape[:2]:
+            y, idx = F.max_pool2d(x, self.kernel, self.stride, self.padding, layer.dilation, layer.ceil_mode, True)
+            self.buffers[slot], self.buffers[slot + ".idx"] = _cl(y), _cl(idx)
+        out = self.buffer(slot, x, self.buffers[slot].shape)
+        idx = self.buffer(slot + ".idx", x, self.buffers[slot].shape, torch.int64)
+        torch.ops.aten.max_pool2d_with_indices.out(x, self.kernel, self.stride, self.padding, _pair(layer.dilation),
+                                                   layer.ceil_mode, out=out, indices=idx)
+        return out, (x, idx)
+
     def backward(self, ctx: tuple[Tensor, Tensor | None], g: Tensor, need_input: bool,
-                 need_params: bool) -> tuple[Tensor | None, Grads]:
+                 need_params: bool, slot: str | None = None) -> tuple[Tensor | None, Grads]:
         if not need_input:
             return None, []
         x, idx = ctx
@@ -224,7 +302,10 @@ class _Pool(_Op):
         # base (channels-last memory is (N, H*W, C)), with no full-size zero tensor in between.
         n, c = x.shape[:2]
         flat = base.permute(0, 2, 3, 1).reshape(n, -1, c)
-        flat.scatter_add_(1, idx.permute(0, 2, 3, 1).reshape(n, -1, c), g.permute(0, 2, 3, 1).reshape(n, -1, c).neg())
+        negated = self.buffer("negated", g)
+        assert negated is not None
+        torch.neg(g, out=negated)
+        flat.scatter_add_(1, idx.permute(0, 2, 3, 1).reshape(n, -1, c), negated.permute(0, 2, 3, 1).reshape(n, -1, c))
         return base
 
 
@@ -257,10 +338,10 @@ class _Node:
         self.ops = ops
         self.params = [p for op in ops for p in op.params]
 
-    def forward(self, x: Tensor) -> tuple[Tensor, list[Any]]:
+    def forward(self, x: Tensor, slot: str | None = None) -> tuple[Tensor, list[Any]]:
         ctxs = []
         for op in self.ops:
-            x, ctx = op.forward(x)
+            x, ctx = op.forward(x, slot)
             ctxs.append(ctx)
         return x, ctxs
 
@@ -278,7 +359,7 @@ class _Node:
     def minus_input_grad(self, ctxs: list[Any], g: Tensor, base: Tensor | None) -> Tensor:
         """``base - J^T g`` through the whole chain."""
         for i in range(len(self.ops) - 1, 0, -1):
-            gin = self.ops[i].backward(ctxs[i], g, True, False)[0]
+            gin = self.ops[i].backward(ctxs[i], g, True, False, "feedback")[0]
             assert gin is not None
             g = gin
         return self.ops[0].minus_input_grad(ctxs[0], g, base)
@@ -305,6 +386,16 @@ class FusedChain:
     def __init__(self, nodes: list[_Node]) -> None:
         self.nodes = nodes
         self.channels_last = any(op.channels_last for node in nodes for op in node.ops)
+        self._buffers: dict[tuple[str, int], Tensor] = {}
+
+    def _buffer(self, kind: str, level: int, like: Tensor) -> Tensor:
+        """The chain's persistent tensor for ``(kind, level)``, shaped and laid out like ``like``."""
+        held = self._buffers.get((kind, level))
+        if (held is None or held.shape != like.shape or held.dtype != like.dtype or held.device != like.device
+                or held.stride() != like.stride()):
+            held = torch.empty_like(like)
+            self._buffers[(kind, level)] = held
+        return held
 
     @classmethod
     def of(cls, module: nn.Module) -> "FusedChain | None":
@@ -322,10 +413,10 @@ class FusedChain:
     def _layout(self, value: Tensor) -> Tensor:
         return _cl(value) if self.channels_last else value
 
-    def _forward(self, x: Tensor) -> tuple[list[Tensor], list[Tensor], list[Any]]:
+    def _forward(self, x: Tensor, slot: str | None = None) -> tuple[list[Tensor], list[Tensor], list[Any]]:
         values, mus, ctxs = [x], [x], [None]
         for node in self.nodes:
-            mu, ctx = node.forward(values[-1])
+            mu, ctx = node.forward(values[-1], slot)
             values.append(mu)
             mus.append(mu)
             ctxs.append(ctx)
@@ -369,7 +460,7 @@ class FusedChain:
         names = [f"x{level}" for level in range(1, L + 1)]
         with torch.no_grad():
             y = self._layout(state.values[output])
-            values, mus, ctxs = self._forward(self._layout(state.values[inputs]))
+            values, mus, ctxs = self._forward(self._layout(state.values[inputs]), "ff")
             values[L] = y
             zero = y.new_zeros(())
             halves = torch.full((L,), 0.5, dtype=y.dtype, device=y.device)
@@ -386,9 +477,9 @@ class FusedChain:
             for step in range(settings.steps + 1):
                 if moved is not None and not fixed:
                     for level in range(moved + 1, L + 1):
-                        mus[level], ctxs[level] = self.nodes[level - 1].forward(values[level - 1])
+                        mus[level], ctxs[level] = self.nodes[level - 1].forward(values[level - 1], "re")
                 hidden = list(range(low, L))
-                errors = torch._foreach_sub([values[i] for i in hidden], [mus[i] for i in hidden]) if hidden else []
+                errors = [torch.sub(values[i], mus[i], out=self._buffer("error", i, values[i])) for i in hidden]
                 signals = dict(zip(hidden, errors))
                 signals[L], out_energy = self._output_signal(y, mus[L], ce)
                 # Squared norms of the hidden errors (squared once, on the whole table, at the end).
@@ -415,7 +506,8 @@ class FusedChain:
                     torch._foreach_add_([values[i] for i in mine], steps_of[mine[0] - first:], alpha=-lr)
                 for level, grad in zip(range(first, L), steps_of):
                     if not owned[level]:
-                        values[level] = torch.add(values[level], grad, alpha=-lr)
+                        values[level] = torch.add(values[level], grad, alpha=-lr,
+                                                  out=self._buffer("value", level, values[level]))
                         owned[level] = True
                 moved = first
                 low = min(low, first)
@@ -441,7 +533,7 @@ class FusedChain:
         names = [f"x{level}" for level in range(1, L + 1)]
         with torch.no_grad():
             y = self._layout(state.values[output])
-            _, mus, ctxs = self._forward(self._layout(state.values[inputs]))
+            _, mus, ctxs = self._forward(self._layout(state.values[inputs]), "ff")
             zero = y.new_zeros(())
             signal, energy = self._output_signal(y, mus[L], ce)
             if not ce:

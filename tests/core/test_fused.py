@@ -130,6 +130,22 @@ def test_fused_step_leaves_inputs_and_targets_untouched() -> None:
     assert all(p.grad is not None and p.grad.is_contiguous() for p in fused.parameters())
 
 
+@pytest.mark.parametrize("model", ["cnn", "grouped", "pooled"])
+def test_reused_buffers_keep_every_call_exact(model: str) -> None:
+    """The fused path writes into persistent buffers: calls with changing batch sizes still match
+    the autograd path, and a later call never alters what an earlier call returned."""
+    fused, eager, x = _pair(model, torch.float64, algorithm="il", T=6)
+    earlier: list[tuple[dict[str, Tensor], dict[str, Tensor]]] = []
+    for rows in (x.shape[0], 3, x.shape[0], 5):
+        inputs = x[:rows] + 0.1 * rows
+        y = _target(eager, inputs, "mse")
+        got = fused.pc_gradients(inputs, y)
+        _close(got, eager.pc_gradients(inputs, y), 1e-10)
+        earlier.append((got, {name: g.clone() for name, g in got.items()}))
+    for got, copy in earlier:
+        assert all(torch.equal(got[name], copy[name]) for name in got)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 @pytest.mark.parametrize("algorithm", ["il", "exact"])
 def test_fused_path_on_cuda_matches_cpu(algorithm: str) -> None:

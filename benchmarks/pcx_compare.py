@@ -9,7 +9,9 @@ PCX needs JAX: ``pip install pcx`` (0.6.3 pulls jax/jaxlib 0.4.38, optax, equino
 environment as pcctrl, then ``python benchmarks/pcx_compare.py``. One CPU thread for both by
 default (``PCX_COMPARE_THREADS``); ``--device cuda`` runs pcctrl on CUDA (JAX on its default
 backend, which is printed). Times are given on the wall clock and as the process's CPU time
-(all its threads), which on an oversubscribed machine leaves out waiting for a core.
+(all its threads), which on an oversubscribed machine leaves out waiting for a core. With one
+thread the process is pinned to one core (``--no-pin`` to measure without), because XLA keeps
+running work on a second core despite its one-thread flags.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ from collections.abc import Callable
 THREADS = int(os.environ.get("PCX_COMPARE_THREADS", "1"))
 if THREADS == 1:  # must be set before JAX starts its thread pool
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+# XLA's CPU runtime still runs work on further threads under those flags (its CPU time exceeds its
+# wall time), so "one thread each" is enforced by pinning this process to one core before either
+# library starts a thread (threads inherit the mask). --no-pin measures without it.
+PINNED: set[int] | None = None
+if THREADS == 1 and "--no-pin" not in sys.argv and hasattr(os, "sched_setaffinity"):
+    PINNED = {min(os.sched_getaffinity(0))}
+    os.sched_setaffinity(0, PINNED)
 
 
 def _median_ms(step: Callable[[], None], repeats: int, sync: Callable[[], None] = lambda: None) -> tuple[float, float]:
@@ -110,6 +119,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed steps per contender per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu", help="pcctrl's device (cpu or cuda)")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not pin the process to one core (XLA then also uses a second core)")
     args = parser.parse_args()
     try:
         import pcx  # noqa: F401
@@ -141,7 +152,8 @@ def main() -> None:
         opt.step()
 
     print(f"MLP 784-256-256-10 tanh, batch 256, {THREADS} thread(s); pcctrl on {device}, JAX on "
-          f"{jax.default_backend()}; medians of {args.rounds} interleaved rounds x {args.repeats} steps")
+          f"{jax.default_backend()}; medians of {args.rounds} interleaved rounds x {args.repeats} steps; "
+          f"{'pinned to core ' + str(min(PINNED)) if PINNED else 'not pinned'}")
     bp_wall, bp_cpu = _median_ms(backprop, 3 * args.repeats, sync)
     print(f"torch backprop step: {bp_wall:.2f} ms wall, {bp_cpu:.2f} ms cpu")
     print(f"{'T':>3} {'clock':<5}{'pcctrl ms':>10}{'eager ms':>10}{'PCX ms':>9}{'pcctrl/PCX':>12}"

@@ -380,6 +380,68 @@ def _ops_of(module: nn.Module) -> list[_Op] | None:
     return None if op is None else [op]
 
 
+class _ImplicitFirst:
+    """The first hidden node ``x1`` carried implicitly, at one matmul per inference step less.
+
+    ``x1``'s prediction is fixed (its input is clamped), so under gradient descent with step
+    ``lr`` its error obeys ``e1 <- (1 - lr) e1 + lr W^T d``, where ``W`` is the weight of the
+    Linear that opens node 2 and ``d`` the feedback below that Linear. Hence ``e1 = r W`` with
+    ``r <- lerp(r, d, lr)``, node 2's pre-activation is ``a0 + r G`` with ``G = W W^T``, and
+    ``|e1|^2 = <r, r G>``: each step costs one ``(B, out) x (out, out)`` matmul where the explicit
+    form needs two ``(B, in) x (in, out)`` ones. Exact in exact arithmetic; used only where it
+    saves work (``worthwhile``).
+    """
+
+    def __init__(self, node: _Node, x1: Tensor, lr: float) -> None:
+        linear = node.ops[0]
+        self.node, self.lr = node, lr
+        self.weight = linear.layer.weight
+        self.x1 = x1
+        self.a0, _ = linear.forward(x1)
+        self.gram = torch.mm(self.weight, self.weight.t())
+        self.r = torch.zeros_like(self.a0)
+        self.q = torch.zeros_like(self.a0)
+
+    @staticmethod
+    def worthwhile(nodes: list[_Node], x1: Tensor, steps: int) -> bool:
+        """Whether node 2 opens with a Linear on a 2-D ``x1`` and the saved matmuls outweigh ``G``."""
+        if len(nodes) < 2 or x1.dim() != 2 or not isinstance(nodes[1].ops[0], _Linear):
+            return False
+        out_f, in_f = nodes[1].ops[0].layer.weight.shape
+        batch, moving = x1.shape[0], steps - len(nodes) + 2
+        cost = out_f * out_f * in_f + batch * out_f * in_f + moving * batch * out_f * out_f
+        return moving > 0 and cost < 2 * moving * batch * in_f * out_f
+
+    def forward(self) -> tuple[Tensor, list[Any]]:
+        """Node 2's prediction from the present ``r`` (and ``q = r G`` kept for the energy)."""
+        torch.mm(self.r, self.gram, out=self.q)
+        ops = self.node.ops
+        a = torch.add(self.a0, self.q, out=ops[0].buffer("implicit", self.a0))
+        ctxs: list[Any] = [None]
+        for op in ops[1:]:
+            a, ctx = op.forward(a, "re")
+            ctxs.append(ctx)
+        return a, ctxs
+
+    def error_norm(self) -> Tensor:
+        """``|e1|`` from ``<r, r G>`` (clamped at 0 against rounding)."""
+        return torch.dot(self.r.reshape(-1), self.q.reshape(-1)).clamp_min(0).sqrt()
+
+    def step(self, ctxs: list[Any], signal: Tensor) -> None:
+        """One descent step of ``x1``: ``r <- lerp(r, d, lr)`` with ``d`` the feedback into the Linear."""
+        ops = self.node.ops
+        for i in range(len(ops) - 1, 0, -1):
+            signal = ops[i].backward(ctxs[i], signal, True, False, "feedback")[0]
+        self.r.lerp_(signal, self.lr)
+
+    def settle(self, ctxs: list[Any]) -> tuple[Tensor, Tensor]:
+        """``(x1, e1)`` made explicit at the end, with node 2's Linear context filled in."""
+        e1 = torch.mm(self.r, self.weight)
+        x1 = self.x1 + e1
+        ctxs[0] = x1
+        return x1, e1
+
+
 class FusedChain:
     """PC inference and learning for a chain of value nodes ``x0 -> x1 -> ... -> xL`` (see module doc)."""
 
@@ -467,6 +529,8 @@ class FusedChain:
             if ce:
                 halves[-1] = 1.0
             owned = [False] * (L + 1)
+            implicit = (_ImplicitFirst(self.nodes[1], values[1], lr)
+                        if not fixed and _ImplicitFirst.worthwhile(self.nodes, values[1], settings.steps) else None)
             low = L  # nodes low..L may carry a non-zero error; the others sit at their predictions
             moved: int | None = None  # nodes moved..L-1 took a step last time
             rows: list[list[Tensor]] = []
@@ -477,8 +541,11 @@ class FusedChain:
             for step in range(settings.steps + 1):
                 if moved is not None and not fixed:
                     for level in range(moved + 1, L + 1):
-                        mus[level], ctxs[level] = self.nodes[level - 1].forward(values[level - 1], "re")
-                hidden = list(range(low, L))
+                        if level == 2 and implicit is not None:
+                            mus[2], ctxs[2] = implicit.forward()
+                        else:
+                            mus[level], ctxs[level] = self.nodes[level - 1].forward(values[level - 1], "re")
+                hidden = [i for i in range(low, L) if i > 1 or implicit is None]
                 errors = [torch.sub(values[i], mus[i], out=self._buffer("error", i, values[i])) for i in hidden]
                 signals = dict(zip(hidden, errors))
                 signals[L], out_energy = self._output_signal(y, mus[L], ce)
@@ -486,6 +553,8 @@ class FusedChain:
                 row = [zero] * (L - 1) + [out_energy]
                 for i, norm in zip(hidden, torch._foreach_norm(errors) if errors else []):
                     row[i - 1] = norm
+                if implicit is not None and low == 1:
+                    row[0] = implicit.error_norm()
                 rows.append(row)
                 if tol is not None:
                     squared = [e * e for e in row[:-1]] + [row[-1]]
@@ -497,14 +566,17 @@ class FusedChain:
                 if step == settings.steps or L == 1:
                     break
                 first = max(1, low - 1)
+                if implicit is not None and first == 1:
+                    implicit.step(ctxs[2], signals[2])
+                explicit = max(first, 2) if implicit is not None else first
                 steps_of = [
                     self.nodes[level].minus_input_grad(ctxs[level + 1], signals[level + 1], signals.get(level))
-                    for level in range(first, L)
+                    for level in range(explicit, L)
                 ]
-                mine = [level for level in range(first, L) if owned[level]]
+                mine = [level for level in range(explicit, L) if owned[level]]
                 if mine:
-                    torch._foreach_add_([values[i] for i in mine], steps_of[mine[0] - first:], alpha=-lr)
-                for level, grad in zip(range(first, L), steps_of):
+                    torch._foreach_add_([values[i] for i in mine], steps_of[mine[0] - explicit:], alpha=-lr)
+                for level, grad in zip(range(explicit, L), steps_of):
                     if not owned[level]:
                         values[level] = torch.add(values[level], grad, alpha=-lr,
                                                   out=self._buffer("value", level, values[level]))
@@ -517,6 +589,8 @@ class FusedChain:
             square[-1] = False  # the output energy is already a sum of squares or a cross-entropy
             table = torch.where(square, table.square(), table) * halves
             check_trace(graph, table, names, growth)
+            if implicit is not None and low == 1:
+                values[1], signals[1] = implicit.settle(ctxs[2])
             totals: dict[int, Tensor] = {}
             for level, signal in signals.items():
                 self._weight_grads(self.nodes[level - 1], ctxs[level], signal, -1.0 / batch, totals)

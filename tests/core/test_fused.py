@@ -146,6 +146,31 @@ def test_reused_buffers_keep_every_call_exact(model: str) -> None:
         assert all(torch.equal(got[name], copy[name]) for name in got)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_implicit_first_node_matches_autograd_path(loss: str, dtype: torch.dtype,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """At large T the first hidden node is carried implicitly (one matmul per step less): the
+    update and the energy trace still match the autograd path, and the implicit form is used."""
+    from pcctrl.core import fused as fused_module
+
+    made: list[object] = []
+    real = fused_module._ImplicitFirst.__init__
+
+    def counting(self: object, *args: object) -> None:
+        made.append(self)
+        real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fused_module._ImplicitFirst, "__init__", counting)
+    fused, eager, x = _pair("grouped", dtype, algorithm="il", T=20)
+    y = _target(eager, x, loss)
+    _close(fused.pc_gradients(x, y, loss=loss), eager.pc_gradients(x, y, loss=loss), TOL[dtype])
+    record_f, record_e = fused.train_step(x, y, loss=loss), eager.train_step(x, y, loss=loss)
+    torch.testing.assert_close(torch.tensor(record_f.energy), torch.tensor(record_e.energy),
+                               rtol=TOL[dtype], atol=1e-12)
+    assert len(made) == 2
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 @pytest.mark.parametrize("algorithm", ["il", "exact"])
 def test_fused_path_on_cuda_matches_cpu(algorithm: str) -> None:

@@ -36,16 +36,19 @@ def _horizon(x: Tensor, weights: list[Tensor], biases: list[Tensor], var: Tensor
     """Roll every member out over the horizon, writing each step's states into ``x (H+1, members, N, d+a)``.
 
     ``x[t, ..., d:]`` holds the actions of step ``t`` and ``x[0, ..., :d]`` the start; returns
-    the per-step information gains ``(H, N)`` (``None`` without ``with_gain``).
+    the per-step information gains ``(H, N)`` (``None`` without ``with_gain``), computed for all
+    steps at once after the rollout.
     """
-    d = var_scale.shape[0]
-    gains = []
-    for t in range(x.shape[0] - 1):
+    d, h = var_scale.shape[0], x.shape[0] - 1
+    heads = x.new_empty(h, *x.shape[1:3], d) if with_gain and var is None else None
+    for t in range(h):
         out = _advance(x[t], weights, biases)
-        nxt = torch.add(x[t, :, :, :d], out[..., :d], out=x[t + 1, :, :, :d])
-        if with_gain:
-            gains.append(_gain(nxt, out[..., d:], var, hi, var_scale, 0))
-    return torch.stack(gains) if with_gain else None
+        torch.add(x[t, :, :, :d], out[..., :d], out=x[t + 1, :, :, :d])
+        if heads is not None:
+            heads[t] = out[..., d:]
+    if not with_gain:
+        return None
+    return _gain(x[1:, :, :, :d], heads, var, hi, var_scale, 1)
 
 
 def _horizon_pure(start: Tensor, actions: Tensor, weights: list[Tensor], biases: list[Tensor],
@@ -54,7 +57,7 @@ def _horizon_pure(start: Tensor, actions: Tensor, weights: list[Tensor], biases:
     """:func:`_horizon` without writes into its inputs (what ``torch.compile`` gets).
 
     ``start (members, N, d)``, ``actions (H, members, N, a)``; returns the states
-    ``(H+1, members, N, d)`` and the gains ``(H, N)`` or ``None``.
+    ``(H+1, N, members, d)`` and the gains ``(H, N)`` or ``None``.
     """
     d = var_scale.shape[0]
     states, gains, state = [start], [], start
@@ -64,7 +67,7 @@ def _horizon_pure(start: Tensor, actions: Tensor, weights: list[Tensor], biases:
         states.append(state)
         if with_gain:
             gains.append(_gain(state, out[..., d:], var, hi, var_scale, 0))
-    return torch.stack(states), torch.stack(gains) if with_gain else None
+    return torch.stack(states).permute(0, 2, 1, 3).contiguous(), torch.stack(gains) if with_gain else None
 
 
 _compiled: Callable[..., tuple[Tensor, Tensor | None]] | None = None
@@ -86,8 +89,8 @@ class EnsembleRollout:
 
     Calling it is one planning step, ``(obs (N, d) or (N, members, d), actions (N, a))`` ->
     ``(next (N, members, d), gain (N,))``. :meth:`rollout` runs a whole horizon at once in a
-    member-major buffer that is reused between calls of the same shape (no concatenation or
-    transposes per step), optionally compiled. Valid until the ensemble's next fit.
+    member-major work buffer that is reused between calls of the same shape (no concatenation
+    or transposes per step), optionally compiled. Valid until the ensemble's next fit.
     """
 
     def __init__(self, weights: list[Tensor], biases: list[Tensor], var: Tensor | None, var_scale: Tensor, *,
@@ -113,8 +116,7 @@ class EnsembleRollout:
     def rollout(self, obs: Tensor, actions: Tensor, *, compiled: bool = False) -> tuple[Tensor, Tensor | None]:
         """Every member's trajectory from ``obs (N, d)`` under ``actions (H, N, a)``.
 
-        Returns the states ``(H+1, N, members, d)`` (eager: a view of the reused buffer,
-        overwritten by the next call) and the information gain per step ``(H, N)``, or ``None`` when this
+        Returns the states ``(H+1, N, members, d)`` (contiguous) and the information gain per step ``(H, N)``, or ``None`` when this
         rollout does not compute it. ``compiled=True`` runs the horizon as one ``torch.compile``
         graph (compiled once per shape; new weights after a refit do not recompile).
         """
@@ -128,7 +130,7 @@ class EnsembleRollout:
             acts = actions.unsqueeze(1).expand(-1, k, -1, -1)
             states, gains = compiled_horizon()(start, acts, self.weights, self.biases, self.var, self.hi,
                                                self.var_scale, self.with_gain)
-            return states.permute(0, 2, 1, 3), gains
+            return states, gains
         shape = (h + 1, k, n, d + a)
         buf = self._buffer
         if buf is None or buf.shape != shape or buf.dtype != obs.dtype or buf.device != obs.device:
@@ -136,4 +138,5 @@ class EnsembleRollout:
         buf[:h, :, :, d:] = actions.unsqueeze(1)
         buf[0, :, :, :d] = obs
         gains = _horizon(buf, self.weights, self.biases, self.var, self.hi, self.var_scale, self.with_gain)
-        return buf[..., :d].permute(0, 2, 1, 3), gains
+        # One contiguous copy in the planner's layout: the preference then reads plain memory.
+        return buf[..., :d].permute(0, 2, 1, 3).contiguous(), gains

@@ -90,7 +90,6 @@ def test_trajectory_batched_score_equals_stepwise_definition():
     with torch.no_grad():
         actions = flat.transpose(0, 1)
         states, gains = rollout(dyn, obs, actions)
-        states = states.clone()  # the eager rollout's buffer is reused by the next call
         # A termination level that ends about half the member trajectories somewhere in the horizon.
         level = float(states[1:, :, :, 0].amax(0).median())
         reward = lambda o, a, n: -(n.square().sum(-1)) - 0.1 * a[..., 0].square()  # noqa: E731

@@ -82,23 +82,33 @@ def _stepwise_value(dynamics, preference, obs, flat, *, weight, discount, termin
     return total.mean(1)
 
 
-def test_trajectory_batched_score_equals_stepwise_definition():
-    ens = _fitted_ensemble(seed=3)
-    dyn = ens.planning_dynamics()
+def _drifting(obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two members that drift apart along the first entry; gain = their spread + 0.1."""
+    s = obs if obs.ndim == 3 else obs.unsqueeze(1).expand(-1, 2, -1)
+    nxt = s + torch.tensor([[0.3, 0.0, -0.1], [0.2, 0.05, 0.0]]) + 0.2 * action.unsqueeze(1)
+    return nxt, nxt.var(1, unbiased=False).sum(-1) + 0.1
+
+
+@pytest.mark.parametrize("dynamics", ["ensemble", "drifting"])
+def test_trajectory_batched_score_equals_stepwise_definition(dynamics):
+    dyn = _fitted_ensemble(seed=3).planning_dynamics() if dynamics == "ensemble" else _drifting
     g = torch.Generator().manual_seed(4)
-    obs, flat = torch.randn(8, 3, generator=g) * 0.5, torch.rand(8, 7, 1, generator=g) * 4 - 2
+    obs, flat = torch.randn(16, 3, generator=g) * 0.5, torch.rand(16, 7, 1, generator=g) * 4 - 2
     with torch.no_grad():
         actions = flat.transpose(0, 1)
         states, gains = rollout(dyn, obs, actions)
-        # A termination level that ends about half the member trajectories somewhere in the horizon.
-        level = float(states[1:, :, :, 0].amax(0).median())
+        # A termination level that some member trajectories cross in mid-horizon and some never.
+        level = float(states[3:, :, :, 0].amax(0).median()) if dynamics == "drifting" else \
+            float(states[1:, :, :, 0].amax(0).median())
         reward = lambda o, a, n: -(n.square().sum(-1)) - 0.1 * a[..., 0].square()  # noqa: E731
         pref = RewardPreference(reward, tau=0.5, terminated=lambda n: n[..., 0] > level, substeps=2)
         value = lambda o: -o[..., 1].abs()  # noqa: E731
         fast = score(pref, states, actions, gains, epistemic_weight=0.3, discount=0.9, terminal_value=value)
         ref = _stepwise_value(dyn, pref, obs, flat, weight=0.3, discount=0.9, terminal_value=value)
-    ended = (states[1:, :, :, 0] > level).any(0)
-    assert bool(ended.any()) and not bool(ended.all()), "some rollouts, not all, must terminate for the test to bite"
+    ended = states[1:, :, :, 0] > level
+    assert bool(ended.any(0).any()) and not bool(ended.any(0).all()), "some rollouts, not all, must terminate"
+    if dynamics == "drifting":
+        assert bool((ended.any(0) & ~ended[0]).any()), "some must terminate after the first step"
     torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
 
 

@@ -13,9 +13,10 @@ model and planner are in their steady state), then ``predict`` is timed on every
 happens every ``action_repeat`` env steps; "per env step" is the planning call's time divided by
 ``action_repeat`` (p50/p99 of that) and the mean of ``predict`` over all env steps (amortised,
 including the steps that replay a held action). Each path (``eager``: the plain planner,
-``compiled``: ``EFEPlanner(compile=True)``) runs from the same planner state on the same episode;
-the table gives its first-call time (compile included) and the ratio to eager, and the largest
-action difference between the paths.
+``compiled``: ``EFEPlanner(compile=True)``) gets its own planner from the same state; their
+``predict`` calls alternate on every env step (the env follows the first path), so load drifts
+hit both alike. The table gives each path's first call (compile included), the ratio of p50s to
+eager, and the largest action difference between the paths.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import torch
 
 import pcctrl.envs  # noqa: F401  (registers pcctrl/ ids)
 from pcctrl.agents import ActiveInferenceAgent
+from pcctrl.agents.action_hold import ActionHold
+from pcctrl.agents.active_inference import _planner
 
 DEFAULT_ENVS = ("Pendulum-v1", "InvertedPendulum-v5", "MountainCarContinuous-v0")
 
@@ -40,38 +43,64 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def run_path(agent: ActiveInferenceAgent, env_id: str, steps: int, device: torch.device) -> dict[str, object]:
-    """Time ``agent.predict`` over ``steps`` env steps; per-call and per-step figures and the actions."""
+def _paths(agent: ActiveInferenceAgent, paths: list[str]) -> dict[str, tuple[object, object, object]]:
+    """One (planner, action hold, perception) per path, all from the agent's present planner state."""
+    state = copy.deepcopy(agent.planner.state_dict())
+    cfg, space = agent.config, agent.env.action_space
+    out = {}
+    for path in paths:
+        path_cfg = cfg.with_overrides(compile_planner=True) if path == "compiled" else cfg
+        planner = _planner(agent.learner, agent.planner.preference, space, path_cfg, agent.device)
+        agent.learner.configure(planner)
+        planner.load_state_dict(copy.deepcopy(state))
+        out[path] = (planner, ActionHold(cfg.action_repeat, agent.action_dim, space.dtype),
+                     copy.deepcopy(agent.perception))
+    return out
+
+
+def run_paths(agent: ActiveInferenceAgent, env_id: str, steps: int, device: torch.device,
+              paths: list[str]) -> dict[str, dict[str, object]]:
+    """Time ``agent.predict`` of every path, interleaved, on each of ``steps`` env steps.
+
+    The env follows the first path's actions; per path: planning-call and per-step times, the
+    first call (compile included) and the actions.
+    """
+    parts = _paths(agent, paths)
+    res = {p: {"plan": [], "step": [], "actions": [], "first": float("nan")} for p in paths}
     env = gym.make(env_id)
     obs, _ = env.reset(seed=123)
     start = True
-    plan_ms, step_ms, actions = [], [], []
-    first_ms = float("nan")
     for i in range(steps):
-        planned_before = len(agent._plan_ms)
-        _sync(device)
-        begin = time.perf_counter()
-        action, _ = agent.predict(obs, episode_start=np.array([start]), deterministic=True)
-        _sync(device)
-        took = 1e3 * (time.perf_counter() - begin)
-        if i == 0:
-            first_ms = took
-        elif len(agent._plan_ms) > planned_before:
-            plan_ms.append(took)
-        step_ms.append(took)
-        actions.append(np.asarray(action, dtype=np.float64))
-        obs, _, term, trunc, _ = env.step(action)
+        for path in paths:
+            agent.planner, agent.hold, agent.perception = parts[path]
+            planned_before = len(agent._plan_ms)
+            _sync(device)
+            begin = time.perf_counter()
+            action, _ = agent.predict(obs, episode_start=np.array([start]), deterministic=True)
+            _sync(device)
+            took = 1e3 * (time.perf_counter() - begin)
+            r = res[path]
+            if i == 0:
+                r["first"] = took
+            else:
+                r["step"].append(took)
+                if len(agent._plan_ms) > planned_before:
+                    r["plan"].append(took)
+            r["actions"].append(np.asarray(action, dtype=np.float64))
+            if path == paths[0]:
+                env_action = action
+        obs, _, term, trunc, _ = env.step(env_action)
         start = bool(term or trunc)
         if start:
             obs, _ = env.reset()
     env.close()
-    return {"plan": np.array(plan_ms), "step": np.array(step_ms[1:]), "first": first_ms,
-            "actions": np.stack(actions)}
+    return {p: {"plan": np.array(r["plan"]), "step": np.array(r["step"]), "first": r["first"],
+                "actions": np.stack(r["actions"])} for p, r in res.items()}
 
 
 def measure(env_id: str, warmup: int | None, steps: int, threads: list[int], device: torch.device,
             paths: list[str]) -> list[dict[str, object]]:
-    """Warm an agent up once (at ``threads[0]``), then run every thread count and path from the same planner state."""
+    """Warm an agent up once (at ``threads[0]``), then time every thread count, all paths interleaved."""
     torch.set_num_threads(threads[0])
     agent = ActiveInferenceAgent(env_id, seed=0, device=device)
     cfg = agent.config
@@ -79,18 +108,13 @@ def measure(env_id: str, warmup: int | None, steps: int, threads: list[int], dev
     begin = time.perf_counter()
     agent.learn(n_warm)
     learn_s = time.perf_counter() - begin
-    state = copy.deepcopy(agent.planner.state_dict())
     rows = []
-    for n_threads, path in ((n, p) for n in threads for p in paths):
+    for n_threads in threads:
         torch.set_num_threads(n_threads)
-        agent.planner.load_state_dict(copy.deepcopy(state))
-        agent.planner.compile = path == "compiled"
-        agent.hold = type(agent.hold)(cfg.action_repeat, agent.action_dim, agent.env.action_space.dtype)
-        result = run_path(agent, env_id, steps, device)
-        result.update(env=env_id, path=path, threads=n_threads, repeat=cfg.action_repeat, warmup=n_warm,
-                      learn_s=learn_s, cfg=cfg)
-        rows.append(result)
-    agent.planner.compile = False
+        for path, result in run_paths(agent, env_id, steps, device, paths).items():
+            result.update(env=env_id, path=path, threads=n_threads, repeat=cfg.action_repeat, warmup=n_warm,
+                          learn_s=learn_s, cfg=cfg)
+            rows.append(result)
     return rows
 
 

@@ -13,9 +13,9 @@ model and planner are in their steady state), then ``predict`` is timed on every
 happens every ``action_repeat`` env steps; "per env step" is the planning call's time divided by
 ``action_repeat`` (p50/p99 of that) and the mean of ``predict`` over all env steps (amortised,
 including the steps that replay a held action); the CPU-time column (``time.process_time``
-of the process, all threads) is less sensitive to other jobs on a shared machine. Each path (``eager``: the plain planner,
-``compiled``: ``EFEPlanner(compile=True)``) gets its own planner from the same state; their
-``predict`` calls alternate on every env step (the env follows the first path), so load drifts
+of the process, all threads) is less sensitive to other jobs on a shared machine. Each path
+(``eager``: the plain planner, ``compiled``: ``EFEPlanner(compile=True)``) gets its own
+planner from the same state; their ``predict`` calls alternate on every env step (the env follows the first path), so load drifts
 hit both alike. The table gives each path's first call (compile included), the ratio of p50s to
 eager, and the largest action difference between the paths.
 """
@@ -96,7 +96,8 @@ def run_paths(agent: ActiveInferenceAgent, env_id: str, steps: int, device: torc
         if start:
             obs, _ = env.reset()
     env.close()
-    return {p: {"plan": np.array(r["plan"]), "cpu": np.array(r["cpu"]), "step": np.array(r["step"]), "first": r["first"],
+    return {p: {"plan": np.array(r["plan"]), "cpu": np.array(r["cpu"]), "step": np.array(r["step"]),
+                "first": r["first"],
                 "actions": np.stack(r["actions"])} for p, r in res.items()}
 
 
@@ -134,7 +135,8 @@ def _fmt(rows: list[dict[str, object]]) -> None:
         shape = f"{cfg.horizon}x{cfg.candidates}x{cfg.iterations}x{cfg.members}"
         print(f"| {r['env']} | {r['threads']} | {r['path']} | {shape} | {k} | {np.median(plan):.2f} | "
               f"{np.percentile(plan, 99):.2f} | {plan.mean():.2f} | {np.median(plan) / k:.2f} | "
-              f"{np.percentile(plan, 99) / k:.2f} | {step.mean():.2f} | {np.median(r['cpu']):.2f} | {r['first']:.0f} | {ratio} | {diff} |")
+              f"{np.percentile(plan, 99) / k:.2f} | {step.mean():.2f} | {np.median(r['cpu']):.2f} | "
+              f"{r['first']:.0f} | {ratio} | {diff} |")
 
 
 def main() -> None:

@@ -34,7 +34,8 @@ def _step_through(dynamics: Dynamics, obs: Tensor, actions: Tensor) -> tuple[Ten
 _compiled_step_through: Callable[[Dynamics, Tensor, Tensor], tuple[Tensor, Tensor]] | None = None
 
 
-def rollout(dynamics: Dynamics, obs: Tensor, actions: Tensor, *, compiled: bool = False) -> tuple[Tensor, Tensor | None]:
+def rollout(dynamics: Dynamics, obs: Tensor, actions: Tensor, *,
+            compiled: bool = False) -> tuple[Tensor, Tensor | None]:
     """Every member's trajectory from ``obs (N, d)`` under ``actions (H, N, a)``.
 
     Returns the states ``(H+1, N, members, d)`` (``states[0]`` is ``obs``) and the information

@@ -116,9 +116,9 @@ class EnsembleRollout:
     def rollout(self, obs: Tensor, actions: Tensor, *, compiled: bool = False) -> tuple[Tensor, Tensor | None]:
         """Every member's trajectory from ``obs (N, d)`` under ``actions (H, N, a)``.
 
-        Returns the states ``(H+1, N, members, d)`` (contiguous) and the information gain per step ``(H, N)``, or ``None`` when this
-        rollout does not compute it. ``compiled=True`` runs the horizon as one ``torch.compile``
-        graph (compiled once per shape; new weights after a refit do not recompile).
+        Returns the states ``(H+1, N, members, d)`` (contiguous) and the information gain per
+        step ``(H, N)``, or ``None`` when this rollout does not compute it. ``compiled=True`` runs
+        the horizon as one ``torch.compile`` graph (compiled once per shape; new weights after a refit do not recompile).
         """
         h, n = actions.shape[0], actions.shape[1]
         k, d, a = self.members, self.obs_dim, self.action_dim

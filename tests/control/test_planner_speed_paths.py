@@ -20,7 +20,8 @@ def _fitted_ensemble(members: int = 3, heteroscedastic: bool = False, seed: int 
     return ens
 
 
-def _reference_rollout(ens: DynamicsEnsemble, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _reference_rollout(ens: DynamicsEnsemble, obs: torch.Tensor,
+                       actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One member, one candidate, one step at a time from the module's own parameters and normalisers."""
     from pcctrl.models.dynamics_ensemble import EnsembleLinear
 

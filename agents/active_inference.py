@@ -80,7 +80,8 @@ def _planner(learner: ModelLearner, preference: Any, space: spaces.Box, cfg: AIF
                       torch.as_tensor(space.high), horizon=cfg.horizon, method=cfg.method,
                       candidates=cfg.candidates, iterations=cfg.iterations, elites=cfg.elites,
                       momentum=cfg.momentum, temperature=cfg.temperature, init_std=cfg.init_std,
-                      epistemic_weight=cfg.epistemic_weight, discount=cfg.discount, seed=cfg.seed, device=device)
+                      epistemic_weight=cfg.epistemic_weight, discount=cfg.discount, seed=cfg.seed, device=device,
+                      compile=cfg.compile_planner)
 
 
 class ActiveInferenceAgent(SB3Facade):

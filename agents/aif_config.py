@@ -40,6 +40,9 @@ class AIFConfig:
     ``terminal_value`` adds a PC-learned value of the state beyond the horizon to the plans
     (:mod:`pcctrl.agents.terminal_value`), fitted for ``value_train_steps`` steps per refit with
     discount ``value_discount`` per planner step.
+    ``compile_planner`` runs the planner's model rollout under ``torch.compile``
+    (``EFEPlanner(compile=True)``: same numbers up to float rounding; off by default, because the
+    rollout is matmul-bound at the defaults and the first plan then waits for the compiler).
     """
 
     members: int = 5
@@ -79,6 +82,7 @@ class AIFConfig:
     value_hidden: tuple[int, ...] = (64, 64)
     value_train_steps: int = 200
     value_discount: float = 0.95
+    compile_planner: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:

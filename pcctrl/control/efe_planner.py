@@ -9,10 +9,8 @@ import torch
 from torch import Tensor
 
 from ..errors import InvalidArgumentError, ShapeError
+from .efe_score import Dynamics, TerminalValue, rollout, score
 from .objectives import Preference
-
-Dynamics = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
-TerminalValue = Callable[[Tensor], Tensor]
 Method = Literal["cem", "mppi"]
 
 
@@ -47,14 +45,20 @@ class EFEPlanner:
     candidates) or MPPI (exponentially weighted average with ``temperature``) over ``iterations``;
     between calls the mean sequence is shifted by one step (warm start). Every candidate × member
     × environment is one batched call of ``dynamics(obs, action)``, which takes ``obs`` as
-    ``(N, d)`` or ``(N, members, d)`` and returns ``(next (N, members, d), gain (N,))``.
+    ``(N, d)`` or ``(N, members, d)`` and returns ``(next (N, members, d), gain (N,))``; a
+    dynamics with a ``rollout`` method (``DynamicsEnsemble.planning_dynamics()``) rolls the whole
+    horizon out itself. The preference is then scored over all steps at once, on tensors with
+    leading dimensions ``(H, N, members)`` (:mod:`pcctrl.control.efe_score`). ``compile=True``
+    runs the rollout under ``torch.compile`` (static shapes: compiled once per batch size, on the
+    first call; same numbers as eager up to float rounding).
     """
 
     def __init__(self, dynamics: Dynamics, preference: Preference, action_low: Tensor, action_high: Tensor, *,
                  horizon: int = 20, method: Method = "cem", candidates: int = 200, iterations: int = 3,
                  elites: int = 20, momentum: float = 0.1, temperature: float = 1.0, init_std: float = 0.5,
                  epistemic_weight: float = 0.0, discount: float = 1.0, seed: int = 0,
-                 device: torch.device | str = "cpu", terminal_value: TerminalValue | None = None) -> None:
+                 device: torch.device | str = "cpu", terminal_value: TerminalValue | None = None,
+                 compile: bool = False) -> None:
         if method not in ("cem", "mppi"):
             raise InvalidArgumentError("method", f"must be 'cem' or 'mppi', got {method!r}")
         low = torch.as_tensor(action_low, dtype=torch.float32, device=device).reshape(-1)
@@ -82,6 +86,7 @@ class EFEPlanner:
         self.temperature, self.init_std = float(temperature), float(init_std)
         self.epistemic_weight, self.discount = float(epistemic_weight), float(discount)
         self.device = torch.device(device)
+        self.compile = bool(compile)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self._mid = (low + high) / 2
         self._half = (high - low) / 2
@@ -124,33 +129,15 @@ class EFEPlanner:
     def evaluate(self, obs: Tensor, actions: Tensor) -> Tensor:
         """``-G`` of each action sequence: ``obs (E, d)``, ``actions (E, C, H, a)`` -> ``(E, C)``."""
         e, c, h, _ = actions.shape
-        flat = actions.reshape(e * c, h, -1)
         state = obs.to(self.device, torch.float32).repeat_interleave(c, 0)
-        total: Tensor | None = None
-        alive: Tensor | None = None
-        weight = 1.0
-        for t in range(h):
-            act = flat[:, t]
-            nxt, gain = self.dynamics(state, act)
-            prev = state.unsqueeze(1).expand_as(nxt) if state.ndim == 2 else state
-            value = self.preference.log_preference(prev, act.unsqueeze(1).expand(-1, nxt.shape[1], -1), nxt)
-            if self.epistemic_weight:
-                value = value + self.epistemic_weight * gain.unsqueeze(1)
-            if alive is not None:
-                value = value * alive
-            total = weight * value if total is None else total + weight * value
-            done = self.preference.terminated(nxt)
-            if done is not None:
-                keep = (~done).to(value.dtype)
-                alive = keep if alive is None else alive * keep
-            weight *= self.discount
-            state = nxt
-        assert total is not None
-        if self.terminal_value is not None:
-            end = state if state.ndim == 3 else state.unsqueeze(1)
-            tail = self.terminal_value(end).reshape(end.shape[:2])
-            total = total + weight * (tail if alive is None else tail * alive)
-        return torch.nan_to_num(total.mean(1), nan=-torch.inf).reshape(e, c)
+        return self._values(state, actions.reshape(e * c, h, -1)).reshape(e, c)
+
+    def _values(self, state: Tensor, flat: Tensor) -> Tensor:
+        """``-G`` of ``flat (N, H, a)`` from ``state (N, d)``: one rollout, then one batched scoring."""
+        actions = flat.transpose(0, 1)
+        states, gains = rollout(self.dynamics, state, actions, compiled=self.compile)
+        return score(self.preference, states, actions, gains, epistemic_weight=self.epistemic_weight,
+                     discount=self.discount, terminal_value=self.terminal_value)
 
     @torch.no_grad()
     def plan(self, obs: Tensor, rows: Tensor | None = None) -> Tensor:
@@ -180,13 +167,14 @@ class EFEPlanner:
 
     def _search(self, obs: Tensor, warm: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """CEM/MPPI from the warm start ``warm (E, H, a)``: first actions, shifted mean, final std."""
-        e, h, a = obs.shape[0], self.horizon, self.action_dim
+        e, h, a, c = obs.shape[0], self.horizon, self.action_dim, self.candidates
         mean, std = warm, torch.full_like(warm, self.init_std)
+        state = obs.repeat_interleave(c, 0)
         for _ in range(self.iterations):
-            noise = torch.randn(e, self.candidates, h, a, generator=self.generator, device=self.device)
+            noise = torch.randn(e, c, h, a, generator=self.generator, device=self.device)
             noise[:, 0] = 0.0  # the current mean is always a candidate
             cand = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp(-1.0, 1.0)
-            values = self.evaluate(obs, self._mid + self._half * cand)
+            values = self._values(state, (self._mid + self._half * cand).reshape(e * c, h, a)).reshape(e, c)
             if self.method == "cem":
                 top = values.topk(self.elites, dim=1).indices
                 elite = cand.gather(1, top[:, :, None, None].expand(-1, -1, h, a))

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from ..core import PCNetwork, Precision
 from ..core.learning import ALGORITHMS
+from .ensemble_rollout import EnsembleRollout, soft_log_precision
 from .normalizer import Normalizer
 
 from ..errors import DivergenceError, InvalidArgumentError, NonFiniteError, ShapeError
@@ -131,8 +132,7 @@ class DynamicsEnsemble(nn.Module):
 
     def _log_precision(self, raw: Tensor) -> Tensor:
         """Soft bound of a heteroscedastic head to ``[-max_log_precision, max_log_precision]``."""
-        hi = self.max_log_precision
-        return -hi + nn.functional.softplus(hi - nn.functional.softplus(hi - raw) + hi)
+        return soft_log_precision(raw, self.max_log_precision)
 
     def _heads(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """Normalised mean and log precision ``(..., obs_dim)`` from the network output."""
@@ -257,12 +257,13 @@ class DynamicsEnsemble(nn.Module):
         return pred.mean, gain
 
     @torch.no_grad()
-    def planning_dynamics(self, with_gain: bool = True) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    def planning_dynamics(self, with_gain: bool = True) -> EnsembleRollout:
         """A fast :meth:`step` for planners, valid until the next :meth:`fit`.
 
         The normalisers are folded into the first and last layers' weights and the members run as
         one ``baddbmm`` per layer; with ``with_gain=False`` the information gain is returned as
-        zeros without being computed. Same numbers as :meth:`step` up to rounding.
+        zeros without being computed. Same numbers as :meth:`step` up to rounding. The result
+        also rolls a whole horizon out at once (:meth:`EnsembleRollout.rollout`, optionally compiled).
         """
         linears = [m for m in self.net.module if isinstance(m, EnsembleLinear)]
         weights = [m.weight.detach().clone() for m in linears]
@@ -274,28 +275,8 @@ class DynamicsEnsemble(nn.Module):
         d = self.obs_dim
         weights[-1][..., :d] = weights[-1][..., :d] * s_out
         biases[-1][..., :d] = biases[-1][..., :d] * s_out + m_out
-        biases = [b.unsqueeze(1) for b in biases]
         var = None
         if self.precision is not None:
             var = ((-self.precision.raw).exp() * s_out.square()).mean(0)
-        members, last = self.members, len(weights) - 1
-        act = torch.nn.functional.silu
-        bound, var_scale = self._log_precision, s_out.square()
-
-        def dynamics(obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
-            n = obs.shape[0]
-            if obs.ndim == 2:
-                obs = obs.unsqueeze(1).expand(-1, members, -1)
-            h = torch.cat((obs, actions.unsqueeze(1).expand(-1, members, -1)), -1).transpose(0, 1)
-            for i, (w, b) in enumerate(zip(weights, biases)):
-                h = torch.baddbmm(b, h, w)
-                if i < last:
-                    h = act(h)
-            h = h.transpose(0, 1)
-            nxt = obs + h[..., :d]
-            if not with_gain or members == 1:
-                return nxt, torch.zeros(n, dtype=nxt.dtype, device=nxt.device)
-            aleatoric = var if var is not None else ((-bound(h[..., d:])).exp() * var_scale).mean(1)
-            return nxt, 0.5 * torch.log1p(nxt.var(1, unbiased=False) / aleatoric).sum(-1)
-
-        return dynamics
+        return EnsembleRollout(weights, biases, var, s_out.square(), max_log_precision=self.max_log_precision,
+                               with_gain=with_gain)

@@ -71,7 +71,7 @@ class ModelLearner:
         """Refit the ensemble (and the reward model) on the buffer; the last batch NLL (NaN if none)."""
         cfg = self.config
         data = self.buffer.all(self.device)
-        losses = self._fit_ensemble(data.obs, data.actions, data.next_obs)
+        losses = self._fit_ensemble(data.obs, data.actions, data.next_obs, data.terminated.bool())
         if self.reward_model is not None:
             self.reward_model.fit(data.obs, data.actions, data.next_obs, data.rewards, cfg.reward_train_steps)
         self.n_updates += cfg.train_steps
@@ -80,16 +80,18 @@ class ModelLearner:
                                    self.ensemble.n_fits)
         return losses[-1] if losses else float("nan")
 
-    def _fit_ensemble(self, obs: Tensor, actions: Tensor, next_obs: Tensor) -> list[float]:
+    def _fit_ensemble(self, obs: Tensor, actions: Tensor, next_obs: Tensor, ends: Tensor) -> list[float]:
         cfg = self.config
         held = holdout_mask(self.buffer.indices(), cfg.holdout_fraction, cfg.seed) if cfg.holdout_fraction else None
+        k = cfg.model_rollout_steps
         try:
             if held is None or held.all() or not held.any():
-                return self.ensemble.fit(obs, actions, next_obs, cfg.train_steps)
+                return self.ensemble.fit(obs, actions, next_obs, cfg.train_steps, rollout_steps=k, episode_ends=ends)
             mask = torch.as_tensor(held, device=obs.device)
             report = fit_validated(self.ensemble, Split(obs[~mask], actions[~mask], next_obs[~mask]),
                                    Split(obs[mask], actions[mask], next_obs[mask]), cfg.train_steps,
-                                   eval_every=cfg.validation_every, patience=cfg.validation_patience)
+                                   eval_every=cfg.validation_every, patience=cfg.validation_patience,
+                                   rollout_steps=k, episode_ends=ends[~mask])
         except DivergenceError as exc:
             self.rejected_fits += 1
             warnings.warn(f"model refit skipped, previous model kept: {exc}", RuntimeWarning, stacklevel=3)

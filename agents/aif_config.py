@@ -35,6 +35,8 @@ class AIFConfig:
     early-stopped on its NLL (checked every ``validation_every`` steps, ``validation_patience``
     checks without improvement), and a refit worse on it than the current model is discarded.
     ``heteroscedastic`` makes the ensemble's output precision input-dependent.
+    ``model_rollout_steps = k > 1`` trains the ensemble on the k-step open-loop rollout loss
+    (:mod:`pcctrl.models.rollout_loss`) instead of the one-step loss (1, the default).
     ``epistemic_schedule="disagreement"`` scales ``epistemic_weight`` by the ensemble's measured
     disagreement relative to its peak (see :mod:`pcctrl.agents.epistemic`).
     ``terminal_value`` adds a PC-learned value of the state beyond the horizon to the plans
@@ -77,6 +79,7 @@ class AIFConfig:
     validation_every: int = 50
     validation_patience: int = 2
     heteroscedastic: bool = False
+    model_rollout_steps: int = 1
     epistemic_schedule: str = "constant"
     terminal_value: bool = False
     value_hidden: tuple[int, ...] = (64, 64)
@@ -90,6 +93,10 @@ class AIFConfig:
             raise InvalidArgumentError("action_repeat", f"must be an integer >= 1, got {self.action_repeat!r}")
         if not 0 <= self.holdout_fraction < 1:
             raise InvalidArgumentError("holdout_fraction", f"must be in [0, 1), got {self.holdout_fraction!r}")
+        if (isinstance(self.model_rollout_steps, bool) or not isinstance(self.model_rollout_steps, Integral)
+                or self.model_rollout_steps < 1):
+            raise InvalidArgumentError("model_rollout_steps", f"must be an integer >= 1, got "
+                                                              f"{self.model_rollout_steps!r}")
         if self.validation_every < 1 or self.validation_patience < 1:
             raise InvalidArgumentError("validation_every", "validation_every and validation_patience must be >= 1")
         if self.epistemic_schedule not in ("constant", "disagreement"):

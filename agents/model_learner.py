@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pcctrl.errors import DivergenceError, NotReadyError
+from pcctrl.errors import DivergenceError, NotReadyError, ShapeError
 from pcctrl.models.dynamics_ensemble import DynamicsEnsemble
 from pcctrl.models.replay import ReplayBuffer
 from pcctrl.models.reward_model import RewardModel
+from pcctrl.models.rollout_loss import sequence_starts
 from pcctrl.models.validated_fit import FitReport, Split, fit_validated, holdout_mask
 
 from .aif_config import AIFConfig
@@ -21,6 +22,23 @@ from .epistemic import EpistemicSchedule
 from .terminal_value import TerminalValueLearner
 
 Dynamics = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+def _usable_rollout_steps(k: int, obs: Tensor, next_obs: Tensor, ends: Tensor, held: np.ndarray | None) -> int:
+    """``k``, or 1 (with a warning) while the training side holds no run of ``k`` transitions."""
+    if k == 1:
+        return 1
+    train = torch.as_tensor(~held, device=obs.device) if held is not None and held.any() and not held.all() else None
+    try:
+        if train is None:
+            sequence_starts(obs, next_obs, k, ends)
+        else:
+            sequence_starts(obs[train], next_obs[train], k, ends[train])
+    except ShapeError:
+        warnings.warn(f"no run of {k} consecutive transitions in the replay yet: this refit uses the one-step loss",
+                      RuntimeWarning, stacklevel=4)
+        return 1
+    return k
 
 
 class ModelLearner:
@@ -71,7 +89,7 @@ class ModelLearner:
         """Refit the ensemble (and the reward model) on the buffer; the last batch NLL (NaN if none)."""
         cfg = self.config
         data = self.buffer.all(self.device)
-        losses = self._fit_ensemble(data.obs, data.actions, data.next_obs)
+        losses = self._fit_ensemble(data.obs, data.actions, data.next_obs, data.terminated.bool())
         if self.reward_model is not None:
             self.reward_model.fit(data.obs, data.actions, data.next_obs, data.rewards, cfg.reward_train_steps)
         self.n_updates += cfg.train_steps
@@ -80,16 +98,18 @@ class ModelLearner:
                                    self.ensemble.n_fits)
         return losses[-1] if losses else float("nan")
 
-    def _fit_ensemble(self, obs: Tensor, actions: Tensor, next_obs: Tensor) -> list[float]:
+    def _fit_ensemble(self, obs: Tensor, actions: Tensor, next_obs: Tensor, ends: Tensor) -> list[float]:
         cfg = self.config
         held = holdout_mask(self.buffer.indices(), cfg.holdout_fraction, cfg.seed) if cfg.holdout_fraction else None
+        k = _usable_rollout_steps(cfg.model_rollout_steps, obs, next_obs, ends, held)
         try:
             if held is None or held.all() or not held.any():
-                return self.ensemble.fit(obs, actions, next_obs, cfg.train_steps)
+                return self.ensemble.fit(obs, actions, next_obs, cfg.train_steps, rollout_steps=k, episode_ends=ends)
             mask = torch.as_tensor(held, device=obs.device)
             report = fit_validated(self.ensemble, Split(obs[~mask], actions[~mask], next_obs[~mask]),
                                    Split(obs[mask], actions[mask], next_obs[mask]), cfg.train_steps,
-                                   eval_every=cfg.validation_every, patience=cfg.validation_patience)
+                                   eval_every=cfg.validation_every, patience=cfg.validation_patience,
+                                   rollout_steps=k, episode_ends=ends[~mask])
         except DivergenceError as exc:
             self.rejected_fits += 1
             warnings.warn(f"model refit skipped, previous model kept: {exc}", RuntimeWarning, stacklevel=3)

@@ -14,6 +14,7 @@ from ..core import PCNetwork, Precision
 from ..core.learning import ALGORITHMS
 from .ensemble_rollout import EnsembleRollout, soft_log_precision
 from .normalizer import Normalizer
+from .rollout_loss import RolloutLoss, check_rollout_steps, sequence_starts
 
 from ..errors import DivergenceError, InvalidArgumentError, NonFiniteError, ShapeError
 
@@ -147,11 +148,18 @@ class DynamicsEnsemble(nn.Module):
                              f"got {tuple(obs.shape)} and {tuple(actions.shape)}")
 
     def fit(self, obs: Tensor, actions: Tensor, next_obs: Tensor, steps: int,
-            refit_normalizers: bool = True) -> list[float]:
+            refit_normalizers: bool = True, *, rollout_steps: int = 1,
+            episode_ends: Tensor | None = None) -> list[float]:
         """``steps`` learning steps on bootstrap minibatches; returns the batch NLL per step.
 
         Each member draws its own minibatch indices with replacement (bagging); the normalisers
         are refitted to the data first unless ``refit_normalizers=False``.
+
+        ``rollout_steps=k > 1`` trains on the k-step open-loop rollout loss instead
+        (:mod:`pcctrl.models.rollout_loss`: one PC graph over the unrolled members): the rows must
+        then be in time order, and each member draws runs of ``k`` consecutive transitions that
+        stay within one episode (``next_obs[i] == obs[i+1]``, and ``episode_ends[i]`` false if
+        given); the returned NLL is the rollout loss divided by ``k``. ``k = 1`` is the one-step fit.
         """
         self._check(obs, actions)
         if obs.ndim != 2 or obs.shape != next_obs.shape or obs.shape[0] != actions.shape[0] or obs.shape[0] < 1:
@@ -159,17 +167,25 @@ class DynamicsEnsemble(nn.Module):
                              f"(n, {self.obs_dim}), got {tuple(obs.shape)}, {tuple(actions.shape)}, {tuple(next_obs.shape)}")
         if steps < 0:
             raise InvalidArgumentError("steps", f"must be non-negative, got {steps}")
+        k = check_rollout_steps(rollout_steps)
         device = self.device
         inputs = torch.cat((obs, actions), -1).to(device, torch.float32)
         targets = (next_obs - obs).to(device, torch.float32)
         if not bool(torch.isfinite(inputs).all() and torch.isfinite(targets).all()):
             raise InvalidArgumentError("obs", "training data must be finite")
+        starts = None
+        if k > 1:
+            obs, actions, next_obs = (v.to(device, torch.float32) for v in (obs, actions, next_obs))
+            starts = sequence_starts(obs, next_obs, k, None if episode_ends is None else episode_ends.to(device))
         snap = self.snapshot()
         try:
             if refit_normalizers:
                 self.input_norm.fit(inputs)
                 self.target_norm.fit(targets)
-            losses = self._train(self.input_norm(inputs), self.target_norm(targets), steps)
+            if starts is None:
+                losses = self._train(self.input_norm(inputs), self.target_norm(targets), steps)
+            else:
+                losses = self._train_rollout(RolloutLoss(self, k), (obs, actions, next_obs), starts, steps)
         except (NonFiniteError, DivergenceError, FloatingPointError) as exc:
             self.restore(snap)
             raise DivergenceError(f"the ensemble's fit diverged ({exc}); the previous model, normalisers and "
@@ -195,12 +211,37 @@ class DynamicsEnsemble(nn.Module):
                 self.net.train_step(x, self._pc_target(x, y), self.optimizer)
                 with torch.no_grad():
                     value = float(self._nll(self.net(x), y))
-            if self.precision is not None:
-                with torch.no_grad():
-                    self.precision.raw.clamp_(-self.max_log_precision, self.max_log_precision)
-            self._check_divergence(value, losses[0] if losses else value)
-            losses.append(value)
+            self._end_step(value, losses)
         return losses
+
+    def _train_rollout(self, loss: RolloutLoss, data: tuple[Tensor, Tensor, Tensor], starts: Tensor,
+                       steps: int) -> list[float]:
+        """``steps`` k-step rollout-loss steps on runs from ``starts`` (raw data; caller restores)."""
+        batch = min(self.batch_size, starts.numel())
+        losses: list[float] = []
+        for _ in range(steps):
+            pick = torch.randint(starts.numel(), (batch, self.members), generator=self._generator)
+            s0, s_next, acts = loss.batch(*data, starts[pick.to(starts.device)])
+            if self.trainer == "bp":
+                self.optimizer.zero_grad()
+                total = loss.nll(s0, s_next, acts)
+                total.backward()
+                self.optimizer.step()
+                value = float(total.detach()) / loss.k
+            else:
+                loss.train_step(s0, s_next, acts, self.optimizer)
+                with torch.no_grad():
+                    value = float(loss.nll(s0, s_next, acts)) / loss.k
+            self._end_step(value, losses)
+        return losses
+
+    def _end_step(self, value: float, losses: list[float]) -> None:
+        """After a weight step: bound the precision, check for divergence, record the batch NLL."""
+        if self.precision is not None:
+            with torch.no_grad():
+                self.precision.raw.clamp_(-self.max_log_precision, self.max_log_precision)
+        self._check_divergence(value, losses[0] if losses else value)
+        losses.append(value)
 
     def _check_divergence(self, value: float, first: float) -> None:
         if not math.isfinite(value) or not all(bool(torch.isfinite(p).all()) for p in self.parameters()):

@@ -68,7 +68,8 @@ def held_out_nll(ensemble: DynamicsEnsemble, data: Split) -> float:
 
 
 def fit_validated(ensemble: DynamicsEnsemble, train: Split, held_out: Split, steps: int, *,
-                  eval_every: int = 50, patience: int = 2, refit_normalizers: bool = True) -> FitReport:
+                  eval_every: int = 50, patience: int = 2, refit_normalizers: bool = True,
+                  rollout_steps: int = 1, episode_ends: Tensor | None = None) -> FitReport:
     """Refit ``ensemble`` on ``train`` with early stopping on ``held_out``; keep it only if no worse.
 
     Candidates are the model every ``eval_every`` training steps (up to ``steps``); training stops
@@ -76,6 +77,8 @@ def fit_validated(ensemble: DynamicsEnsemble, train: Split, held_out: Split, ste
     if its held-out NLL is at most the previous model's (for a never-fitted ensemble, always).
     Otherwise, and when training diverges, the previous weights, normalisers and optimizer state
     are restored; a divergence then raises :class:`~pcctrl.errors.DivergenceError`.
+    ``rollout_steps`` and ``episode_ends`` (of ``train``'s rows) pass to
+    :meth:`DynamicsEnsemble.fit` (k-step rollout loss); the held-out criterion stays one-step.
     """
     if eval_every < 1 or patience < 1 or steps < 0:
         raise InvalidArgumentError("eval_every", f"eval_every and patience must be >= 1 and steps >= 0, got "
@@ -88,12 +91,13 @@ def fit_validated(ensemble: DynamicsEnsemble, train: Split, held_out: Split, ste
     previous_nll = held_out_nll(ensemble, held_out) if fitted else math.inf
     losses: list[float] = []
     try:
-        ensemble.fit(*train, 0, refit_normalizers=refit_normalizers)
+        options = {"rollout_steps": rollout_steps, "episode_ends": episode_ends}
+        ensemble.fit(*train, 0, refit_normalizers=refit_normalizers, **options)
         best_nll, best_step, best = held_out_nll(ensemble, held_out), 0, ensemble.snapshot()
         since_best, done = 0, 0
         while done < steps and since_best < patience:
             chunk = min(eval_every, steps - done)
-            losses += ensemble.fit(*train, chunk, refit_normalizers=False)
+            losses += ensemble.fit(*train, chunk, refit_normalizers=False, **options)
             done += chunk
             nll = held_out_nll(ensemble, held_out)
             if not math.isfinite(nll):

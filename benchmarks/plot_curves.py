@@ -148,6 +148,24 @@ def summary_lines(groups: Sequence[Group]) -> list[str]:
     return lines
 
 
+def markdown_table(group: Group) -> list[str]:
+    """A markdown table of one group: the mean over seeds and each seed's eval return per evaluation step."""
+    steps = sorted({s for seed in group.seeds for s, _ in group.seed_curve(seed)})
+    head = [f"{s // 1000}k" if s % 1000 == 0 and s >= 10_000 else str(s) for s in steps]
+    mean = dict(group.mean_curve())
+    hit = group.hit()
+
+    def cell(value: float | None, bold: bool = False) -> str:
+        return "-" if value is None else (f"**{value:.1f}**" if bold else f"{value:.1f}")
+
+    lines = ["| env steps | " + " | ".join(head) + " |", "|---" * (len(steps) + 1) + "|",
+             f"| mean of {len(group.seeds)} seeds | " + " | ".join(cell(mean.get(s), s == hit) for s in steps) + " |"]
+    for seed in sorted(group.seeds):
+        curve = dict(group.seed_curve(seed))
+        lines.append(f"| seed {seed} | " + " | ".join(cell(curve.get(s)) for s in steps) + " |")
+    return lines
+
+
 def plot(groups: Sequence[Group], path: Path) -> Path:
     """Draw each env's groups (per-seed thin lines, mean thick, threshold dashed) into one PNG panel each."""
     import matplotlib
@@ -199,10 +217,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("json", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, default=None, help="PNG to write")
     parser.add_argument("--env", nargs="*", default=None, help="only these env ids")
+    parser.add_argument("--markdown", action="store_true", help="also print a markdown table per group")
     args = parser.parse_args(argv)
     groups = [g for g in merge(load_records(args.json)) if args.env is None or g.env in args.env]
     for line in summary_lines(groups):
         print(line)
+    if args.markdown:
+        for group in groups:
+            print(f"\n{group.env}, {group.label}:\n" + "\n".join(markdown_table(group)))
     if args.out is not None:
         print(f"wrote {plot(groups, args.out)}")
 

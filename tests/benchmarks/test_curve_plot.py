@@ -80,3 +80,11 @@ def test_cli_writes_png_and_summary(files: list[Path], tmp_path: Path) -> None:
     verdicts = {line.split()[1]: line.rsplit("  ", 1)[-1] for line in done.stdout.splitlines()
                 if line.startswith("  Pendulum-v1") and "horizon" not in line}
     assert verdicts == {"ActiveInferenceAgent": "held", "SAC": "not held"}
+
+
+def test_markdown_table(files: list[Path]) -> None:
+    groups = {g.label: g for g in plot_curves.merge(plot_curves.load_records(files))}
+    assert plot_curves.markdown_table(groups["ActiveInferenceAgent"]) == [
+        "| env steps | 200 | 400 | 600 |", "|---|---|---|---|",
+        "| mean of 2 seeds | -350.0 | **-170.0** | -150.0 |",
+        "| seed 0 | -400.0 | -150.0 | -120.0 |", "| seed 1 | -300.0 | -190.0 | -180.0 |"]

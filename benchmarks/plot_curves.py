@@ -151,7 +151,8 @@ def summary_lines(groups: Sequence[Group]) -> list[str]:
 def markdown_table(group: Group) -> list[str]:
     """A markdown table of one group: the mean over seeds and each seed's eval return per evaluation step."""
     steps = sorted({s for seed in group.seeds for s, _ in group.seed_curve(seed)})
-    head = [f"{s // 1000}k" if s % 1000 == 0 and s >= 10_000 else str(s) for s in steps]
+    thousands = bool(steps) and steps[-1] >= 10_000 and all(s % 1000 == 0 for s in steps)
+    head = [f"{s // 1000}k" if thousands else str(s) for s in steps]
     mean = dict(group.mean_curve())
     hit = group.hit()
 
@@ -187,7 +188,8 @@ def plot(groups: Sequence[Group], path: Path) -> Path:
             colour = colours[i % len(colours)]
             for seed in sorted(g.seeds):
                 xs, ys = zip(*g.seed_curve(seed)) if g.seeds[seed]["points"] else ((), ())
-                ax.plot(xs, ys, color=colour, alpha=0.35, lw=0.9, marker=".", ms=3)
+                ax.plot(xs, ys, color=colour, alpha=0.35, lw=0.9, marker=".", ms=3,
+                        label=f"{g.agent}, each seed ({','.join(map(str, sorted(g.seeds)))})" if seed == min(g.seeds) else None)
             mean = g.mean_curve()
             if mean:
                 xs, ys = zip(*mean)
@@ -195,12 +197,12 @@ def plot(groups: Sequence[Group], path: Path) -> Path:
                         label=f"{g.label} (mean of {len(g.seeds)} seeds)")
             verdicts.append(f"{g.agent}: {g.verdict()}")
         ax.axhline(mine[0].threshold, color="k", ls="--", lw=1, label=f"threshold {mine[0].threshold:g}")
-        ax.set_xlim(left=0)
+        ax.set_xlim(0, max(g.budget for g in mine) * 1.02)
         ax.set_xlabel("env steps")
         ax.set_ylabel("eval return")
         ax.set_title(f"{env}\n" + "; ".join(verdicts), fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     for ax in list(axes.flat)[len(envs):]:
         ax.set_visible(False)
     fig.tight_layout()

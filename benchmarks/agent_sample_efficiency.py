@@ -97,6 +97,7 @@ class CurveLog:
             self.data["machine"]["load_avg_now"] = list(os.getloadavg())
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.path, json.dumps(self.data, indent=1))
+            self.path.chmod(0o644)
 
 
 def _latency(agent: ActiveInferenceAgent) -> dict[str, float]:

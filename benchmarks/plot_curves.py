@@ -186,21 +186,22 @@ def plot(groups: Sequence[Group], path: Path) -> Path:
         verdicts = []
         for i, g in enumerate(mine):
             colour = colours[i % len(colours)]
+            name = g.label if sum(h.agent == g.agent for h in mine) > 1 else g.agent
             for seed in sorted(g.seeds):
                 xs, ys = zip(*g.seed_curve(seed)) if g.seeds[seed]["points"] else ((), ())
                 ax.plot(xs, ys, color=colour, alpha=0.35, lw=0.9, marker=".", ms=3,
-                        label=f"{g.agent}, each seed ({','.join(map(str, sorted(g.seeds)))})" if seed == min(g.seeds) else None)
+                        label=f"{name}, each seed ({','.join(map(str, sorted(g.seeds)))})" if seed == min(g.seeds) else None)
             mean = g.mean_curve()
             if mean:
                 xs, ys = zip(*mean)
                 ax.plot(xs, ys, color=colour, lw=2.2, marker="o", ms=4,
                         label=f"{g.label} (mean of {len(g.seeds)} seeds)")
-            verdicts.append(f"{g.agent}: {g.verdict()}")
+            verdicts.append(f"{name}: {g.verdict()}")
         ax.axhline(mine[0].threshold, color="k", ls="--", lw=1, label=f"threshold {mine[0].threshold:g}")
         ax.set_xlim(0, max(g.budget for g in mine) * 1.02)
         ax.set_xlabel("env steps")
         ax.set_ylabel("eval return")
-        ax.set_title(f"{env}\n" + "; ".join(verdicts), fontsize=10)
+        ax.set_title(f"{env}\n" + "\n".join(verdicts), fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     for ax in list(axes.flat)[len(envs):]:

@@ -13,14 +13,27 @@ picks some, and any Gymnasium id is accepted, unlisted ones with threshold 0 unl
 ``--threshold``). Beside the steps to the threshold it reports whether the threshold is *held*:
 the mean over seeds stays at or above it at every evaluation after it first reaches it, to the end
 of the budget. ``--agent-steps``/``--sac-steps``/``--eval-every`` override the suite's budgets.
+
+``--json PATH`` records every per-seed curve (agent and SAC; each evaluation's episode returns and
+lengths), the overrides, the command line, machine, torch threads, planning latency (mean, p50,
+p99) and wall times, rewritten after every evaluation so a killed run keeps its points. Seeds run
+in separate processes (``--seeds 0``, ``--seeds 1`` ...) merge in ``benchmarks/plot_curves.py``,
+which prints the suite summary of the merged records and draws the curves; ``--plot PNG`` does
+the same for this run's record.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import datetime
+import json
+import os
 import platform
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -30,6 +43,10 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 import pcctrl.envs  # noqa: F401  (registers pcctrl/ ids)
 from pcctrl.agents.active_inference import ActiveInferenceAgent
+from pcctrl.agents.results import atomic_write_text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plot_curves import held, merge, plot, summary_lines  # noqa: E402
 
 THRESHOLDS = {"Pendulum-v1": -200.0, "InvertedPendulum-v5": 1000.0, "MountainCarContinuous-v0": 90.0,
               "pcctrl/NoisyPendulum-v0": -250.0, "pcctrl/PartialInvertedPendulum-v0": 1000.0}
@@ -46,18 +63,79 @@ SUITE: dict[str, tuple[int, int, int, int]] = {
 }
 
 
-def _curve(model, env_id: str, seed: int, steps: int, every: int, episodes: int, learn_kw: dict) -> list[tuple[int, float]]:
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class CurveLog:
+    """The ``--json`` record of a run: one entry per (env, agent, seed), rewritten after each evaluation."""
+
+    def __init__(self, path: Path | None, overrides: dict) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {
+            "format": "pcctrl-curves-1", "command": " ".join(["python", *sys.argv]), "argv": sys.argv,
+            "overrides": overrides, "started_utc": _now(), "updated_utc": _now(),
+            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                        "cpu_count": os.cpu_count(), "load_avg_start": list(os.getloadavg())},
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "records": []}
+
+    def start(self, env_id: str, agent: str, seed: int, overrides: dict, threshold: float, steps: int,
+              every: int, episodes: int) -> dict:
+        """A new per-seed record (kept in the file from its first evaluation on)."""
+        limit = getattr(gym.spec(env_id), "max_episode_steps", None)
+        rec = {"env": env_id, "agent": agent, "seed": seed, "overrides": overrides, "threshold": threshold,
+               "steps": steps, "eval_every": every, "eval_episodes": episodes, "max_episode_steps": limit,
+               "points": [], "complete": False, "wall_s": 0.0, "started_utc": _now()}
+        self.data["records"].append(rec)
+        return rec
+
+    def write(self) -> None:
+        """Rewrite the file (atomically) with everything recorded so far."""
+        if self.path is not None:
+            self.data["updated_utc"] = _now()
+            self.data["machine"]["load_avg_now"] = list(os.getloadavg())
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(self.data, indent=1))
+            self.path.chmod(0o644)
+
+
+def _latency(agent: ActiveInferenceAgent) -> dict[str, float]:
+    """Planning time per planning call (mean, p50, p99 over the last 1000 calls) and per env step."""
+    samples = np.asarray(agent._plan_ms, dtype=float)
+    repeat = agent.config.action_repeat
+    if samples.size == 0:
+        return {"mean_ms": float("nan"), "p50_ms": float("nan"), "p99_ms": float("nan"), "action_repeat": repeat,
+                "per_env_step_ms": float("nan"), "calls": 0}
+    return {"mean_ms": float(samples.mean()), "p50_ms": float(np.percentile(samples, 50)),
+            "p99_ms": float(np.percentile(samples, 99)), "action_repeat": repeat,
+            "per_env_step_ms": float(samples.mean()) / repeat, "calls": int(samples.size)}
+
+
+def _curve(model, env_id: str, seed: int, steps: int, every: int, episodes: int, learn_kw: dict,
+           log: CurveLog | None = None, rec: dict | None = None) -> list[tuple[int, float]]:
     eval_env = gym.make(env_id)
     eval_env.reset(seed=10_000 + seed)
     curve = []
     done = 0
+    t0 = time.time()
     while done < steps:
         chunk = min(every, steps - done)
         model.learn(chunk, reset_num_timesteps=done == 0, **learn_kw)
         done += chunk
-        mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=episodes, warn=False)
-        curve.append((done, float(mean)))
+        returns, lengths = evaluate_policy(model, eval_env, n_eval_episodes=episodes, warn=False,
+                                           return_episode_rewards=True)
+        mean = float(np.mean(returns))
+        curve.append((done, mean))
         print(f"  {type(model).__name__:22s} seed {seed} step {done:6d} eval {mean:9.1f}", flush=True)
+        if log is not None and rec is not None:
+            rec["points"].append({"step": done, "mean": mean, "returns": [float(r) for r in returns],
+                                  "lengths": [int(n) for n in lengths], "wall_s": round(time.time() - t0, 1)})
+            rec["wall_s"] = round(time.time() - t0, 1)
+            if isinstance(model, ActiveInferenceAgent):
+                rec["plan_latency"] = _latency(model)
+            rec["complete"] = done >= steps
+            log.write()
     return curve
 
 
@@ -66,12 +144,6 @@ def _steps_to(curves: list[list[tuple[int, float]]], threshold: float) -> tuple[
     mean = [(s, float(np.mean([c[i][1] for c in curves]))) for i, s in enumerate(steps)]
     hit = next((s for s, m in mean if m >= threshold), None)
     return hit, mean
-
-
-def held(mean: list[tuple[int, float]], threshold: float) -> bool:
-    """Whether the mean curve reaches ``threshold`` and stays at or above it at every later evaluation."""
-    hit = next((i for i, (_, m) in enumerate(mean) if m >= threshold), None)
-    return hit is not None and all(m >= threshold for _, m in mean[hit:])
 
 
 def _parse_overrides(parser: argparse.ArgumentParser, items: list[str]) -> dict:
@@ -84,7 +156,7 @@ def _parse_overrides(parser: argparse.ArgumentParser, items: list[str]) -> dict:
     return overrides
 
 
-def run_env(env_id: str, args: argparse.Namespace, overrides: dict, threshold: float) -> dict:
+def run_env(env_id: str, args: argparse.Namespace, overrides: dict, threshold: float, log: CurveLog) -> dict:
     """Agent (and SAC unless skipped) curves on ``env_id``; prints them and returns a summary row."""
     print(f"{env_id}: threshold {threshold}, seeds {args.seeds}, agent overrides {overrides or 'none'}, "
           f"machine {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
@@ -93,7 +165,10 @@ def run_env(env_id: str, args: argparse.Namespace, overrides: dict, threshold: f
     agents, latencies = [], []
     for seed in args.seeds:
         agent = ActiveInferenceAgent(env_id, seed=seed, **overrides)
-        agents.append(_curve(agent, env_id, seed, args.agent_steps, args.eval_every, args.eval_episodes, {}))
+        rec = log.start(env_id, "ActiveInferenceAgent", seed, overrides, threshold, args.agent_steps,
+                        args.eval_every, args.eval_episodes)
+        agents.append(_curve(agent, env_id, seed, args.agent_steps, args.eval_every, args.eval_episodes, {},
+                             log, rec))
         latencies.append(agent.plan_latency_ms)
     repeat = agent.config.action_repeat
     t_agent = time.time() - t0
@@ -116,7 +191,9 @@ def run_env(env_id: str, args: argparse.Namespace, overrides: dict, threshold: f
     sacs = []
     for seed in args.seeds:
         sac = SAC("MlpPolicy", gym.make(env_id), seed=seed, verbose=0, device="cpu")
-        sacs.append(_curve(sac, env_id, seed, args.sac_steps, args.sac_eval_every, args.eval_episodes, {}))
+        rec = log.start(env_id, "SAC", seed, {}, threshold, args.sac_steps, args.sac_eval_every, args.eval_episodes)
+        sacs.append(_curve(sac, env_id, seed, args.sac_steps, args.sac_eval_every, args.eval_episodes, {},
+                           log, rec))
     t_sac = time.time() - t0
     hit_s, mean_s = _steps_to(sacs, threshold)
     print(f"\nSAC (SB3 defaults) mean eval return ({len(args.seeds)} seeds, {t_sac:.0f} s wall):")
@@ -149,9 +226,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="AIFConfig overrides for the agent, e.g. --set iterations=5 horizon=25")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+                        help="write every per-seed curve and the run's settings here (after each evaluation)")
+    parser.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                        help="draw this run's curves (benchmarks/plot_curves.py merges several runs)")
     args = parser.parse_args()
     overrides = _parse_overrides(parser, args.set)
     torch.set_num_threads(args.threads)
+    log = CurveLog(args.json, overrides)
     given = {k: getattr(args, k) for k in ("agent_steps", "sac_steps", "eval_every", "sac_eval_every")}
     envs = [args.env] if args.suite is None else (args.suite or list(SUITE))
     rows = []
@@ -160,7 +242,7 @@ def main() -> None:
         for key, default in zip(given, budget):
             setattr(args, key, given[key] if given[key] is not None else default)
         threshold = args.threshold if args.threshold is not None else THRESHOLDS.get(env_id, 0.0)
-        rows.append(run_env(env_id, args, overrides, threshold))
+        rows.append(run_env(env_id, args, overrides, threshold, log))
         print(flush=True)
     if len(rows) > 1 or args.suite is not None:
         print("suite summary (mean over seeds; held = at or above the threshold at every evaluation after "
@@ -173,6 +255,14 @@ def main() -> None:
             print(f"  {r['env']:36s} {r['threshold']:8.1f} {fmt(r['agent_hit']):>10s} {str(r['agent_held']):>5s} "
                   f"{r['agent_final']:8.1f} {r['agent_steps']:6d} {r['ms_per_step']:8.2f} {fmt(r['sac_hit']):>8s} "
                   f"{fmt(r['sac_final']):>9s}")
+    log.write()
+    if args.json is not None or args.plot is not None:
+        groups = merge(dict(r, file=str(args.json)) for r in log.data["records"])
+        print()
+        for line in summary_lines(groups):
+            print(line)
+        if args.plot is not None:
+            print(f"wrote {plot(groups, args.plot)}")
 
 
 if __name__ == "__main__":

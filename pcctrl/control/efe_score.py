@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .objectives import Preference
+from .objectives import Preference, step_terminated
 
 Dynamics = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 TerminalValue = Callable[[Tensor], Tensor]
@@ -65,7 +65,7 @@ def score(preference: Preference, states: Tensor, actions: Tensor, gains: Tensor
     values = preference.log_preference(states[:-1], acts, states[1:])
     if epistemic_weight and gains is not None:
         values = values + epistemic_weight * gains.unsqueeze(-1)
-    done = preference.terminated(states[1:])
+    done = step_terminated(preference, states[:-1], states[1:])
     alive = None
     if done is not None:
         alive = (~done).to(values.dtype).cumprod(0)  # alive[t]: no termination up to and including step t

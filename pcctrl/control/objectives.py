@@ -41,7 +41,8 @@ class RewardPreference:
     With ``substeps = k > 1`` one model step spans ``k`` env steps under a held action (action
     repeat): the reward of a step ``obs -> next_obs`` is the sum of ``reward`` over ``k``
     sub-transitions along the straight line between them, stopping after the first one that
-    ``terminated`` ends (the planner still judges termination on ``next_obs``).
+    ``terminated`` ends; :meth:`terminated_path` ends the step on the same sub-steps, so a goal
+    crossed mid-step is collected once.
     """
 
     def __init__(self, reward: RewardFn, tau: float = 1.0, terminated: TerminatedFn | None = None,
@@ -75,6 +76,21 @@ class RewardPreference:
     def terminated(self, next_obs: Tensor) -> Tensor | None:
         return None if self._terminated is None else self._terminated(next_obs)
 
+    def terminated_path(self, obs: Tensor, next_obs: Tensor) -> Tensor | None:
+        """Whether the step ``obs -> next_obs`` ends at any of its sub-steps (or at its end)."""
+        if self._terminated is None or self.substeps == 1:
+            return self.terminated(next_obs)
+        frac = torch.arange(1, self.substeps + 1, dtype=obs.dtype, device=obs.device) / self.substeps
+        points = obs + (next_obs - obs) * frac.reshape(-1, *([1] * obs.ndim))
+        return self._terminated(points).any(0)
+
+
+def step_terminated(preference: Preference, obs: Tensor, next_obs: Tensor) -> Tensor | None:
+    """Whether each step ``obs -> next_obs`` ends the episode: on its sub-step path where the
+    preference scores one (``terminated_path``), else at ``next_obs``."""
+    path = getattr(preference, "terminated_path", None)
+    return path(obs, next_obs) if path is not None else preference.terminated(next_obs)
+
 
 class SummedPreference:
     """``log p~ = sum_i log p~_i``: independent preferences multiplied, e.g. a reward and a goal prior.
@@ -97,6 +113,15 @@ class SummedPreference:
         done: Tensor | None = None
         for part in self.parts:
             ends = part.terminated(next_obs)
+            if ends is not None:
+                done = ends if done is None else done | ends
+        return done
+
+    def terminated_path(self, obs: Tensor, next_obs: Tensor) -> Tensor | None:
+        """Where any part's step ends, each judged as :func:`step_terminated` does."""
+        done: Tensor | None = None
+        for part in self.parts:
+            ends = step_terminated(part, obs, next_obs)
             if ends is not None:
                 done = ends if done is None else done | ends
         return done

@@ -76,7 +76,8 @@ def _stepwise_value(dynamics, preference, obs, flat, *, weight, discount, termin
         act = flat[:, t].unsqueeze(1).expand(-1, nxt.shape[1], -1)
         step = preference.log_preference(prev, act, nxt) + weight * gain.unsqueeze(1)
         total = total + discount ** t * alive * step
-        done = preference.terminated(nxt)
+        # The preference scores 2 sub-steps per model step: the step ends at its midpoint or its end.
+        done = preference.terminated(0.5 * (prev + nxt)) | preference.terminated(nxt)
         alive = alive * (~done).float()
         state = nxt
     total = total + discount ** h * alive * terminal_value(state)

@@ -24,16 +24,12 @@ from .terminal_value import TerminalValueLearner
 Dynamics = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 
-def _usable_rollout_steps(k: int, obs: Tensor, next_obs: Tensor, ends: Tensor, held: np.ndarray | None) -> int:
-    """``k``, or 1 (with a warning) while the training side holds no run of ``k`` transitions."""
+def _usable_rollout_steps(k: int, obs: Tensor, next_obs: Tensor, ends: Tensor) -> int:
+    """``k``, or 1 (with a warning) while these training transitions hold no run of ``k``."""
     if k == 1:
         return 1
-    train = torch.as_tensor(~held, device=obs.device) if held is not None and held.any() and not held.all() else None
     try:
-        if train is None:
-            sequence_starts(obs, next_obs, k, ends)
-        else:
-            sequence_starts(obs[train], next_obs[train], k, ends[train])
+        sequence_starts(obs, next_obs, k, ends)
     except ShapeError:
         warnings.warn(f"no run of {k} consecutive transitions in the replay yet: this refit uses the one-step loss",
                       RuntimeWarning, stacklevel=4)
@@ -101,11 +97,12 @@ class ModelLearner:
     def _fit_ensemble(self, obs: Tensor, actions: Tensor, next_obs: Tensor, ends: Tensor) -> list[float]:
         cfg = self.config
         held = holdout_mask(self.buffer.indices(), cfg.holdout_fraction, cfg.seed) if cfg.holdout_fraction else None
-        k = _usable_rollout_steps(cfg.model_rollout_steps, obs, next_obs, ends, held)
         try:
             if held is None or held.all() or not held.any():
+                k = _usable_rollout_steps(cfg.model_rollout_steps, obs, next_obs, ends)
                 return self.ensemble.fit(obs, actions, next_obs, cfg.train_steps, rollout_steps=k, episode_ends=ends)
             mask = torch.as_tensor(held, device=obs.device)
+            k = _usable_rollout_steps(cfg.model_rollout_steps, obs[~mask], next_obs[~mask], ends[~mask])
             report = fit_validated(self.ensemble, Split(obs[~mask], actions[~mask], next_obs[~mask]),
                                    Split(obs[mask], actions[mask], next_obs[mask]), cfg.train_steps,
                                    eval_every=cfg.validation_every, patience=cfg.validation_patience,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,13 +59,17 @@ class RewardPreference:
         """The preference of a :class:`RewardSpec`."""
         return cls(spec.reward, tau, spec.terminated, substeps)
 
+    def _path(self, obs: Tensor, next_obs: Tensor) -> Tensor:
+        """The ``substeps + 1`` points of the straight line ``obs -> next_obs``, along a leading dimension."""
+        frac = torch.arange(self.substeps + 1, dtype=obs.dtype, device=obs.device) / self.substeps
+        return obs + (next_obs - obs) * frac.reshape(-1, *([1] * obs.ndim))
+
     def log_preference(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
         if self.substeps == 1:
             return self.reward(obs, action, next_obs) / self.tau
         # All sub-transitions in one batched call: a leading dimension of size ``substeps``.
         k = self.substeps
-        frac = torch.arange(k + 1, dtype=obs.dtype, device=obs.device) / k
-        points = obs + (next_obs - obs) * frac.reshape(-1, *([1] * obs.ndim))
+        points = self._path(obs, next_obs)
         reward = self.reward(points[:-1], action.expand(k, *action.shape), points[1:])
         if self._terminated is not None:
             keep = (~self._terminated(points[1:-1])).to(reward.dtype)
@@ -80,9 +84,7 @@ class RewardPreference:
         """Whether the step ``obs -> next_obs`` ends at any of its sub-steps (or at its end)."""
         if self._terminated is None or self.substeps == 1:
             return self.terminated(next_obs)
-        frac = torch.arange(1, self.substeps + 1, dtype=obs.dtype, device=obs.device) / self.substeps
-        points = obs + (next_obs - obs) * frac.reshape(-1, *([1] * obs.ndim))
-        return self._terminated(points).any(0)
+        return self._terminated(self._path(obs, next_obs)[1:]).any(0)
 
 
 def step_terminated(preference: Preference, obs: Tensor, next_obs: Tensor) -> Tensor | None:
@@ -110,21 +112,20 @@ class SummedPreference:
         return total
 
     def terminated(self, next_obs: Tensor) -> Tensor | None:
-        done: Tensor | None = None
-        for part in self.parts:
-            ends = part.terminated(next_obs)
-            if ends is not None:
-                done = ends if done is None else done | ends
-        return done
+        return _any_end(part.terminated(next_obs) for part in self.parts)
 
     def terminated_path(self, obs: Tensor, next_obs: Tensor) -> Tensor | None:
         """Where any part's step ends, each judged as :func:`step_terminated` does."""
-        done: Tensor | None = None
-        for part in self.parts:
-            ends = step_terminated(part, obs, next_obs)
-            if ends is not None:
-                done = ends if done is None else done | ends
-        return done
+        return _any_end(step_terminated(part, obs, next_obs) for part in self.parts)
+
+
+def _any_end(ends: Iterable[Tensor | None]) -> Tensor | None:
+    """The union of the parts' termination masks (``None`` where no part can end an episode)."""
+    done: Tensor | None = None
+    for end in ends:
+        if end is not None:
+            done = end if done is None else done | end
+    return done
 
 
 def pendulum_reward(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:

@@ -40,6 +40,26 @@ def _cl(value: Tensor) -> Tensor:
     return value.contiguous(memory_format=torch.channels_last) if value.dim() == 4 else value
 
 
+def _reused(store: dict[Any, Tensor], key: Any, like: Tensor, shape: Sequence[int] | None = None,
+            dtype: torch.dtype | None = None) -> Tensor:
+    """``store[key]``, (re)made when it does not match ``like``'s shape, dtype, device and layout.
+
+    Steady-state steps write into the same memory instead of allocating, so the process never
+    returns these pages to the OS and faults them in again (on CPU, a fresh 12 MB tensor costs
+    more in page faults than the elementwise pass that fills it).
+    """
+    shape = tuple(like.shape if shape is None else shape)
+    dtype = like.dtype if dtype is None else dtype
+    cl = len(shape) == 4 and like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last)
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    held = store.get(key)
+    if (held is None or tuple(held.shape) != shape or held.dtype != dtype or held.device != like.device
+            or not held.is_contiguous(memory_format=fmt)):
+        held = torch.empty(shape, dtype=dtype, device=like.device, memory_format=fmt)
+        store[key] = held
+    return held
+
+
 class _Op:
     """One layer: its forward pass and its closed-form backward pass."""
 
@@ -51,24 +71,8 @@ class _Op:
 
     def buffer(self, slot: str | None, like: Tensor, shape: Sequence[int] | None = None,
                dtype: torch.dtype | None = None) -> Tensor | None:
-        """This op's persistent output tensor for ``slot`` (``None``: no reuse, allocate as usual).
-
-        Steady-state steps write into the same memory instead of allocating, so the process
-        never returns these pages to the OS and faults them in again (on CPU, a fresh 12 MB
-        tensor costs more in page faults than the elementwise pass that fills it).
-        """
-        if slot is None:
-            return None
-        shape = tuple(like.shape if shape is None else shape)
-        dtype = like.dtype if dtype is None else dtype
-        cl = len(shape) == 4 and like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last)
-        held = self.buffers.get(slot)
-        if (held is None or tuple(held.shape) != shape or held.dtype != dtype or held.device != like.device
-                or (len(shape) == 4 and held.is_contiguous(memory_format=torch.channels_last) != cl)):
-            fmt = torch.channels_last if cl else torch.contiguous_format
-            held = torch.empty(shape, dtype=dtype, device=like.device, memory_format=fmt)
-            self.buffers[slot] = held
-        return held
+        """This op's persistent output tensor for ``slot`` (``None``: no reuse, allocate as usual)."""
+        return None if slot is None else _reused(self.buffers, slot, like, shape, dtype)
 
     @property
     def params(self) -> list[nn.Parameter]:
@@ -99,10 +103,7 @@ class _Linear(_Op):
         weight, bias = self.layer.weight, self.layer.bias
         if x.dim() == 2:
             out = self.buffer(slot, x, (x.shape[0], weight.shape[0]))
-            if out is None:
-                y = torch.mm(x, weight.t()) if bias is None else torch.addmm(bias, x, weight.t())
-            else:
-                y = torch.mm(x, weight.t(), out=out) if bias is None else torch.addmm(bias, x, weight.t(), out=out)
+            y = torch.mm(x, weight.t(), out=out) if bias is None else torch.addmm(bias, x, weight.t(), out=out)
         else:
             y = F.linear(x, weight, bias)
         return y, x
@@ -113,8 +114,7 @@ class _Linear(_Op):
         gin = None
         if need_input:
             out = self.buffer(slot, g2, (g2.shape[0], self.layer.weight.shape[1])) if ctx.dim() == 2 else None
-            gin = torch.mm(g2, self.layer.weight, out=out) if out is not None else torch.mm(g2, self.layer.weight)
-            gin = gin.reshape(ctx.shape)
+            gin = torch.mm(g2, self.layer.weight, out=out).reshape(ctx.shape)
         grads: Grads = []
         if need_params:
             grads.append(torch.mm(g2.t(), ctx.reshape(-1, ctx.shape[-1])))
@@ -182,16 +182,6 @@ class _Pointwise(_Op):
     def forward(self, x: Tensor, slot: str | None = None) -> tuple[Tensor, Any]:
         layer = self.layer
         out = self.buffer(slot, x)
-        if out is None:
-            if isinstance(layer, nn.Tanh):
-                y = torch.tanh(x)
-            elif isinstance(layer, nn.Sigmoid):
-                y = torch.sigmoid(x)
-            elif isinstance(layer, nn.ReLU):
-                y = torch.relu(x)
-            else:
-                return F.leaky_relu(x, layer.negative_slope), x
-            return y, y
         if isinstance(layer, nn.Tanh):
             y = torch.tanh(x, out=out)
         elif isinstance(layer, nn.Sigmoid):
@@ -206,24 +196,17 @@ class _Pointwise(_Op):
                  slot: str | None = None) -> tuple[Tensor | None, Grads]:
         if not need_input:
             return None, []
-        layer = self.layer
-        out = self.buffer(slot, g)
-        aten = torch.ops.aten
-        if out is None:
-            if isinstance(layer, nn.Tanh):
-                return aten.tanh_backward(g, ctx), []
-            if isinstance(layer, nn.Sigmoid):
-                return aten.sigmoid_backward(g, ctx), []
-            if isinstance(layer, nn.ReLU):
-                return aten.threshold_backward(g, ctx, 0), []
-            return aten.leaky_relu_backward(g, ctx, layer.negative_slope, False), []
+        layer, aten = self.layer, torch.ops.aten
         if isinstance(layer, nn.Tanh):
-            return aten.tanh_backward.grad_input(g, ctx, grad_input=out), []
-        if isinstance(layer, nn.Sigmoid):
-            return aten.sigmoid_backward.grad_input(g, ctx, grad_input=out), []
-        if isinstance(layer, nn.ReLU):
-            return aten.threshold_backward.grad_input(g, ctx, 0, grad_input=out), []
-        return aten.leaky_relu_backward.grad_input(g, ctx, layer.negative_slope, False, grad_input=out), []
+            op, extra = aten.tanh_backward, ()
+        elif isinstance(layer, nn.Sigmoid):
+            op, extra = aten.sigmoid_backward, ()
+        elif isinstance(layer, nn.ReLU):
+            op, extra = aten.threshold_backward, (0,)
+        else:
+            op, extra = aten.leaky_relu_backward, (layer.negative_slope, False)
+        out = self.buffer(slot, g)
+        return (op(g, ctx, *extra) if out is None else op.grad_input(g, ctx, *extra, grad_input=out)), []
 
 
 class _Reshape(_Op):
@@ -252,6 +235,7 @@ class _Pool(_Op):
         self.kernel = _pair(layer.kernel_size)
         self.stride = _pair(layer.stride if layer.stride is not None else layer.kernel_size)
         self.padding = _pair(layer.padding)
+        self.pooled_from: dict[str, tuple[torch.Size, torch.dtype, torch.device]] = {}
 
     def forward(self, x: Tensor, slot: str | None = None) -> tuple[Tensor, Any]:
         layer = self.layer
@@ -267,12 +251,13 @@ class _Pool(_Op):
     def _max_into(self, x: Tensor, slot: str) -> tuple[Tensor, Any]:
         """Max pooling written into this op's buffers (values and argmax indices, channels-last)."""
         layer = self.layer
-        probe = self.buffers.get(slot)
-        if probe is None or probe.shape[:2] != x.shape[:2]:
+        out, idx = self.buffers.get(slot), self.buffers.get(slot + ".idx")
+        if out is None or idx is None or self.pooled_from.get(slot) != (x.shape, x.dtype, x.device):
+            # First call for this input: pool as usual and keep the results as the buffers.
             y, idx = F.max_pool2d(x, self.kernel, self.stride, self.padding, layer.dilation, layer.ceil_mode, True)
-            self.buffers[slot], self.buffers[slot + ".idx"] = _cl(y), _cl(idx)
-        out = self.buffer(slot, x, self.buffers[slot].shape)
-        idx = self.buffer(slot + ".idx", x, self.buffers[slot].shape, torch.int64)
+            out, idx = self.buffers[slot], self.buffers[slot + ".idx"] = _cl(y), _cl(idx)
+            self.pooled_from[slot] = (x.shape, x.dtype, x.device)
+            return out, (x, idx)
         torch.ops.aten.max_pool2d_with_indices.out(x, self.kernel, self.stride, self.padding, _pair(layer.dilation),
                                                    layer.ceil_mode, out=out, indices=idx)
         return out, (x, idx)
@@ -452,12 +437,7 @@ class FusedChain:
 
     def _buffer(self, kind: str, level: int, like: Tensor) -> Tensor:
         """The chain's persistent tensor for ``(kind, level)``, shaped and laid out like ``like``."""
-        held = self._buffers.get((kind, level))
-        if (held is None or held.shape != like.shape or held.dtype != like.dtype or held.device != like.device
-                or held.stride() != like.stride()):
-            held = torch.empty_like(like)
-            self._buffers[(kind, level)] = held
-        return held
+        return _reused(self._buffers, (kind, level), like)
 
     @classmethod
     def of(cls, module: nn.Module) -> "FusedChain | None":

@@ -22,6 +22,12 @@ class ValueModel(nn.Module):
     ``r + discount * (1 - terminated) * V_old(s')`` are frozen with the current model and the
     network takes ``steps_per_round`` PC learning steps towards them. ``V`` estimates the
     discounted return of the policy that generated the transitions (the agent's own).
+
+    ``V`` is clipped to the returns the seen rewards allow (:attr:`low`, :attr:`high`): a return
+    is a convex mix of a non-terminal reward held forever, ``r / (1 - discount)``, and a terminal
+    reward, so it lies between the extremes of those two. Without the clip an MLP extrapolates
+    above any return it could be trained on where it has no data, and a planner adding it
+    beyond the horizon prefers plans that leave the data over plans that reach the goal.
     """
 
     def __init__(self, obs_dim: int, hidden: tuple[int, ...] = (64, 64), *, algorithm: str = "exact",
@@ -38,6 +44,8 @@ class ValueModel(nn.Module):
         self.input_norm = Normalizer(obs_dim)
         self.register_buffer("scale", torch.ones(()))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("low", torch.full((), -torch.inf))
+        self.register_buffer("high", torch.full((), torch.inf))
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
 
     def fit(self, obs: Tensor, rewards: Tensor, next_obs: Tensor, terminated: Tensor, *, rounds: int = 4,
@@ -57,6 +65,7 @@ class ValueModel(nn.Module):
             self.input_norm.fit(torch.cat((obs, next_obs)))
             self.scale.copy_((rewards.abs().mean() / (1 - self.discount)).clamp_min(1e-6))
             self.fitted.fill_(True)
+        self._widen_bounds(rewards, terminated.bool())
         x = self.input_norm(obs)
         losses = []
         for _ in range(rounds):
@@ -70,8 +79,23 @@ class ValueModel(nn.Module):
                     losses.append(float((self.net(x[idx]) - y).square().mean()))
         return losses
 
+    def _widen_bounds(self, rewards: Tensor, terminated: Tensor) -> None:
+        """Grow ``[low, high]`` to every return the rewards seen so far allow."""
+        ends = [rewards[~terminated] / (1 - self.discount), rewards[terminated]]
+        seen = torch.cat([e for e in ends if e.numel()])
+        first = not bool(torch.isfinite(self.high))
+        self.low.copy_(seen.min() if first else torch.minimum(self.low, seen.min()))
+        self.high.copy_(seen.max() if first else torch.maximum(self.high, seen.max()))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        for name, unbounded in (("low", -torch.inf), ("high", torch.inf)):
+            # Files written before the clip existed: load them unclipped, as they were fitted.
+            state_dict.setdefault(prefix + name, torch.full((), unbounded))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, obs: Tensor) -> Tensor:
-        """``V(obs)``, shape ``obs.shape[:-1]``."""
+        """``V(obs)`` within ``[low, high]``, shape ``obs.shape[:-1]``."""
         x = self.input_norm(obs.float())
         lead = x.shape[:-1]
-        return (self.net(x.reshape(-1, self.obs_dim)) * self.scale).reshape(lead)
+        value = self.net(x.reshape(-1, self.obs_dim)) * self.scale
+        return value.clamp(self.low, self.high).reshape(lead)

@@ -41,7 +41,7 @@ def _cl(value: Tensor) -> Tensor:
 
 
 _ONEDNN_LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
-_ONEDNN_MIN_DIM = 64  # below this oneDNN's per-call overhead (about 20 us) outweighs its faster kernel
+_ONEDNN_MIN_DIM = 64  # rows or inner size below this: oneDNN's per-call overhead (about 20 us) outweighs its kernel
 
 
 def _onednn(a: Tensor, b: Tensor) -> bool:
@@ -52,16 +52,16 @@ def _onednn(a: Tensor, b: Tensor) -> bool:
     """
     return (_ONEDNN_LINEAR is not None and a.dtype == torch.float32 and b.dtype == torch.float32
             and a.device.type == "cpu" and a.dim() == 2 and b.dim() == 2
-            and min(a.shape[0], a.shape[1], b.shape[1]) >= _ONEDNN_MIN_DIM
+            and min(a.shape[0], a.shape[1]) >= _ONEDNN_MIN_DIM
             and torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available()
             and not torch.is_grad_enabled())
 
 
 def _mm(a: Tensor, b: Tensor, out: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
-    """``a @ b (+ bias)``, written into ``out`` if given."""
+    """``a @ b (+ bias)``, into ``out`` where the kernel can write into it (use the returned tensor)."""
     if _onednn(a, b):
-        y = _ONEDNN_LINEAR(a.contiguous(), b.t(), bias, "none", [], "")
-        return y if out is None else out.copy_(y)
+        # oneDNN allocates its result; copying it into ``out`` would cost more than the allocation.
+        return _ONEDNN_LINEAR(a.contiguous(), b.t(), bias, "none", [], "")
     if bias is None:
         return torch.mm(a, b, out=out)
     return torch.addmm(bias, a, b, out=out)
@@ -436,7 +436,7 @@ class _ImplicitFirst:
 
     def forward(self) -> tuple[Tensor, list[Any]]:
         """Node 2's prediction from the present ``r`` (and ``q = r G`` kept for the energy)."""
-        _mm(self.r, self.gram, self.q)
+        self.q = _mm(self.r, self.gram, self.q)
         ops = self.node.ops
         a = torch.add(self.a0, self.q, out=ops[0].buffer("implicit", self.a0))
         ctxs: list[Any] = [None]

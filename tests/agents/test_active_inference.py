@@ -96,6 +96,16 @@ def test_noisy_pendulum_plans_on_pc_filter_belief():
     assert np.isfinite(mean)
 
 
+def test_partial_inverted_pendulum_plans_on_a_kalman_belief_of_the_full_state():
+    agent = ActiveInferenceAgent("pcctrl/PartialInvertedPendulum-v0", **TINY)
+    assert agent.belief_spec is not None and agent.feature_dim == 4
+    assert agent.config.goal == (0.0, 0.0, 0.0, 0.0)  # InvertedPendulum's settings, on the belief
+    agent.learn(40)
+    data = agent.buffer.all()
+    assert data.obs.shape[1] == 4
+    assert float(data.obs[:, :2].abs().max()) < 1.5 and bool(torch.isfinite(data.obs).all())
+
+
 def test_learned_reward_when_no_closed_form():
     env = gym.make("pcctrl/LinearTracking-v0", max_episode_steps=30)
     agent = ActiveInferenceAgent(env, **TINY)

@@ -161,6 +161,8 @@ _REWARDS: dict[str, RewardSpec] = {
     "pcctrl/NoisyPendulum-v0": RewardSpec(pendulum_reward),
     "MountainCarContinuous-v0": RewardSpec(mountain_car_reward, mountain_car_terminated),
     "InvertedPendulum-v5": RewardSpec(inverted_pendulum_reward, inverted_pendulum_terminated),
+    # Planned on the Kalman belief [x, theta, x_dot, theta_dot]: InvertedPendulum-v5's layout.
+    "pcctrl/PartialInvertedPendulum-v0": RewardSpec(inverted_pendulum_reward, inverted_pendulum_terminated),
 }
 
 

@@ -100,6 +100,7 @@ def test_partial_inverted_pendulum_plans_on_a_kalman_belief_of_the_full_state():
     agent = ActiveInferenceAgent("pcctrl/PartialInvertedPendulum-v0", **TINY)
     assert agent.belief_spec is not None and agent.feature_dim == 4
     assert agent.config.goal == (0.0, 0.0, 0.0, 0.0)  # InvertedPendulum's settings, on the belief
+    assert agent.reward_source == "closed_form"  # its reward and termination, on the belief's angle
     agent.learn(40)
     data = agent.buffer.all()
     assert data.obs.shape[1] == 4

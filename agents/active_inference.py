@@ -185,6 +185,8 @@ class ActiveInferenceAgent(SB3Facade):
     def _plan(self, features: Tensor, deterministic: bool, rows: Tensor | None = None) -> np.ndarray:
         """Plan for every row of ``features`` (or the boolean ``rows``); records the latency."""
         start = time.perf_counter()
+        if self.belief_spec is not None and self.config.belief_samples and self.config.members > 1:
+            features = self.perception.sample_features(self.config.members, self.planner.generator)
         action = self.planner.plan(features, rows)
         if not deterministic:
             action = self.planner.sample_first(action, rows)

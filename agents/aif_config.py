@@ -42,6 +42,9 @@ class AIFConfig:
     ``terminal_value`` adds a PC-learned value of the state beyond the horizon to the plans
     (:mod:`pcctrl.agents.terminal_value`), fitted for ``value_train_steps`` steps per refit with
     discount ``value_discount`` per planner step.
+    ``belief_samples`` (envs acted on through a PC-filter belief): each ensemble member's plan
+    rollout starts from its own draw of the belief, so a plan is scored by its expected cost under
+    the posterior rather than at the posterior mean (certainty equivalence; ``False``).
     ``compile_planner`` runs the planner's model rollout under ``torch.compile``
     (``EFEPlanner(compile=True)``: same numbers up to float rounding; off by default, because the
     rollout is matmul-bound at the defaults and the first plan then waits for the compiler).
@@ -85,6 +88,7 @@ class AIFConfig:
     value_hidden: tuple[int, ...] = (64, 64)
     value_train_steps: int = 200
     value_discount: float = 0.95
+    belief_samples: bool = True
     compile_planner: bool = False
     seed: int = 0
 

@@ -143,12 +143,15 @@ class EFEPlanner:
     def plan(self, obs: Tensor, rows: Tensor | None = None) -> Tensor:
         """The next action for each environment: ``obs (E, d)`` -> ``(E, a)`` within the bounds.
 
-        With a boolean ``rows (E,)`` only the selected environments are planned (their warm start
+        ``obs (E, members, d)`` starts each ensemble member from its own state (e.g. draws from a
+        belief, so the plans' cost is the expected cost under the belief, not the cost at its mean);
+        the dynamics must then take ``(N, members, d)`` states. With a boolean ``rows (E,)`` only the selected environments are planned (their warm start
         advances, the others' is kept) and ``(rows.sum(), a)`` actions are returned.
         """
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        if obs.ndim != 2:
-            raise ShapeError("obs", f"must be (n_envs, obs_dim), got shape {tuple(obs.shape)}")
+        if obs.ndim not in (2, 3):
+            raise ShapeError("obs", f"must be (n_envs, obs_dim) or (n_envs, members, obs_dim), got shape "
+                                    f"{tuple(obs.shape)}")
         if not bool(torch.isfinite(obs).all()):
             raise InvalidArgumentError("obs", "must be finite")
         e, h, a = obs.shape[0], self.horizon, self.action_dim

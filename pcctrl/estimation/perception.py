@@ -98,6 +98,27 @@ class Perception:
         features = self._features(mean)
         return features.to(self.device, self.dtype or features.dtype)
 
+    def sample_features(self, samples: int, generator: torch.Generator) -> Tensor:
+        """Features of ``samples`` draws from each row's belief ``N(mean, cov)``: ``(E, samples, feature_dim)``.
+
+        Without a filter (or before the first step) every draw is the row's features themselves.
+        """
+        if samples < 1:
+            raise InvalidArgumentError("samples", f"must be >= 1, got {samples}")
+        belief = self.belief
+        if belief is None:
+            raise InvalidArgumentError("samples", "there is no belief to sample: step a filtered perception first")
+        mean, cov = belief.mean, belief.cov
+        rows, n = mean.shape
+        # The covariance is PSD but may be singular (an exactly known entry): factor it with a floor.
+        values, vectors = torch.linalg.eigh(0.5 * (cov + cov.transpose(-1, -2)))
+        root = vectors * values.clamp_min(0).sqrt().unsqueeze(-2)
+        z = torch.randn(rows, samples, n, generator=generator, dtype=mean.dtype, device=generator.device)
+        z = z.to(mean.device)
+        draws = mean.unsqueeze(1) + torch.einsum("eij,esj->esi", root, z)
+        features = self._features(draws.reshape(rows * samples, n)).reshape(rows, samples, -1)
+        return features.to(self.device, self.dtype or features.dtype)
+
     def _restart(self, filt: PCFilter, obs: np.ndarray) -> Tensor:
         priors = [self._initial(row) for row in obs]
         mean = np.stack([np.asarray(m, dtype=np.float64) for m, _ in priors])

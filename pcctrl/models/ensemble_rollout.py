@@ -114,7 +114,8 @@ class EnsembleRollout:
         return nxt, _gain(nxt, h[..., d:], self.var, self.hi, self.var_scale, 1)
 
     def rollout(self, obs: Tensor, actions: Tensor, *, compiled: bool = False) -> tuple[Tensor, Tensor | None]:
-        """Every member's trajectory from ``obs (N, d)`` under ``actions (H, N, a)``.
+        """Every member's trajectory from ``obs (N, d)`` (or one start per member, ``(N, members, d)``)
+        under ``actions (H, N, a)``.
 
         Returns the states ``(H+1, N, members, d)`` (contiguous) and the information gain per
         step ``(H, N)``, or ``None`` when this rollout does not compute it. ``compiled=True`` runs
@@ -122,11 +123,12 @@ class EnsembleRollout:
         """
         h, n = actions.shape[0], actions.shape[1]
         k, d, a = self.members, self.obs_dim, self.action_dim
-        if obs.shape != (n, d) or actions.shape[2] != a:
-            raise ShapeError("obs", f"rollout needs obs (N, {d}) and actions (H, N, {a}), got "
+        if obs.shape not in ((n, d), (n, k, d)) or actions.shape[2] != a:
+            raise ShapeError("obs", f"rollout needs obs (N, {d}) or (N, {k}, {d}) and actions (H, N, {a}), got "
                                     f"{tuple(obs.shape)} and {tuple(actions.shape)}")
+        per_member = obs.ndim == 3
         if compiled:
-            start = obs.unsqueeze(0).expand(k, -1, -1)
+            start = obs.transpose(0, 1) if per_member else obs.unsqueeze(0).expand(k, -1, -1)
             acts = actions.unsqueeze(1).expand(-1, k, -1, -1)
             states, gains = compiled_horizon()(start, acts, self.weights, self.biases, self.var, self.hi,
                                                self.var_scale, self.with_gain)
@@ -136,7 +138,7 @@ class EnsembleRollout:
         if buf is None or buf.shape != shape or buf.dtype != obs.dtype or buf.device != obs.device:
             buf = self._buffer = obs.new_zeros(shape)
         buf[:h, :, :, d:] = actions.unsqueeze(1)
-        buf[0, :, :, :d] = obs
+        buf[0, :, :, :d] = obs.transpose(0, 1) if per_member else obs
         gains = _horizon(buf, self.weights, self.biases, self.var, self.hi, self.var_scale, self.with_gain)
         # One contiguous copy in the planner's layout: the preference then reads plain memory.
         return buf[..., :d].permute(0, 2, 1, 3).contiguous(), gains

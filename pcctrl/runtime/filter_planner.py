@@ -24,6 +24,9 @@ class FilterPlannerController:
     corrected by the first reading, then updated with the last action at every step.
     ``features`` maps belief means ``(1, n)`` to what the planner plans on (default: the mean),
     in the filter's dtype (``EFEPlanner`` casts to its own).
+    ``belief_samples = k > 0`` plans on ``k`` draws of the belief per step (one start per ensemble
+    member, drawn with the planner's own ``generator``), as ``ActiveInferenceAgent`` does with
+    ``belief_samples=True`` and ``k = members``.
     The planner's action is checked (shape ``(action_dim,)``, finite) before it is used, so a bad
     plan never reaches the filter or the robot. The planner is one indivisible unit of work: a
     deadline is not passed in.
@@ -31,9 +34,14 @@ class FilterPlannerController:
 
     def __init__(self, filt: PCFilter, planner: Planner, action_low: Any = None, action_high: Any = None, *,
                  initial_mean: Any = None, initial_cov: Any = None, features: Features | None = None,
-                 feature_dim: int | None = None) -> None:
+                 feature_dim: int | None = None, belief_samples: int = 0) -> None:
         if not callable(getattr(planner, "plan", None)):
             raise InvalidArgumentError("planner", "needs a plan(features (E, d), rows=None) -> actions (E, a) method")
+        if belief_samples < 0 or (belief_samples and not isinstance(getattr(planner, "generator", None),
+                                                                    torch.Generator)):
+            raise InvalidArgumentError("belief_samples", "must be >= 0, and > 0 needs a planner with a torch "
+                                                         "generator (EFEPlanner)")
+        self.belief_samples = int(belief_samples)
         model = filt.model
         m, n = model.action_dim, model.state_dim
         self.filter, self.planner = filt, planner
@@ -80,6 +88,8 @@ class FilterPlannerController:
             raise NotReadyError("call reset(obs) before step(obs)")
         y = sanitize_observation(obs, self.obs_size)
         features = self.perception.step(y[None], np.zeros(1, dtype=bool))
+        if self.belief_samples:
+            features = self.perception.sample_features(self.belief_samples, self.planner.generator)  # type: ignore[attr-defined]
         self.action = self._plan(features)
         self.perception.record_actions(self.action[None])
         return self.action.copy()

@@ -90,11 +90,12 @@ def test_agent_predict_and_filter_planner_controller_share_beliefs_and_actions()
     controller = FilterPlannerController(PCFilter(spec.model(env)), twin.planner, env.action_space.low,
                                          env.action_space.high, initial_mean=spec.initial(obs)[0],
                                          initial_cov=spec.initial(obs)[1], features=spec.features,
-                                         feature_dim=spec.feature_dim)
+                                         feature_dim=spec.feature_dim, belief_samples=TINY["members"])
     action, _ = agent.predict(obs, episode_start=np.array([True]))
     controller.reset(obs)
     torch.testing.assert_close(controller.belief.mean, agent.perception.belief.mean, rtol=0, atol=0)
-    twin.planner.plan(spec.features(controller.belief.mean).float())  # the agent planned at the first reading
+    # The agent planned at the first reading, on draws of its belief.
+    twin.planner.plan(controller.perception.sample_features(TINY["members"], twin.planner.generator))
     for _ in range(15):
         obs, *_ = env.step(action)
         controller.perception.record_actions(action[None].astype(np.float64))  # the action the robot applied

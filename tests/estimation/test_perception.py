@@ -79,23 +79,27 @@ def test_bad_input_is_refused_and_the_belief_kept() -> None:
         Perception(3, PCFilter(_model()))  # the pendulum model reads 2 entries
 
 
-def test_agent_predict_and_filter_planner_controller_share_beliefs_and_actions() -> None:
+@pytest.mark.parametrize("on_draws", [False, True], ids=["belief-mean", "belief-draws"])
+def test_agent_predict_and_filter_planner_controller_share_beliefs_and_actions(on_draws: bool) -> None:
     """Same readings and applied actions: the agent's and the runtime's perception and plans agree."""
     env_id = "pcctrl/NoisyPendulum-v0"
-    agent = ActiveInferenceAgent(env_id, **TINY)
-    twin = ActiveInferenceAgent(env_id, **TINY)  # same seed: an identical planner for the controller
+    agent = ActiveInferenceAgent(env_id, belief_samples=on_draws, **TINY)
+    twin = ActiveInferenceAgent(env_id, belief_samples=on_draws, **TINY)  # same seed: the controller's planner
     spec = belief_spec(env_id)
     env = gym.make(env_id)
     obs, _ = env.reset(seed=4)
     controller = FilterPlannerController(PCFilter(spec.model(env)), twin.planner, env.action_space.low,
                                          env.action_space.high, initial_mean=spec.initial(obs)[0],
                                          initial_cov=spec.initial(obs)[1], features=spec.features,
-                                         feature_dim=spec.feature_dim, belief_samples=TINY["members"])
+                                         feature_dim=spec.feature_dim,
+                                         belief_samples=TINY["members"] if on_draws else 0)
     action, _ = agent.predict(obs, episode_start=np.array([True]))
     controller.reset(obs)
     torch.testing.assert_close(controller.belief.mean, agent.perception.belief.mean, rtol=0, atol=0)
-    # The agent planned at the first reading, on draws of its belief.
-    twin.planner.plan(controller.perception.sample_features(TINY["members"], twin.planner.generator))
+    # The agent planned at the first reading (on draws of its belief, or at its mean).
+    first = (controller.perception.sample_features(TINY["members"], twin.planner.generator) if on_draws
+             else spec.features(controller.belief.mean).float())
+    twin.planner.plan(first)
     for _ in range(15):
         obs, *_ = env.step(action)
         controller.perception.record_actions(action[None].astype(np.float64))  # the action the robot applied

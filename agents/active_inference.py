@@ -74,6 +74,14 @@ def _perception(env: gym.Env, spec: BeliefSpec | None, device: torch.device) -> 
                       feature_dim=spec.feature_dim, device=device)
 
 
+def _on_draws(features: Tensor, perception: Perception, spec: BeliefSpec | None, cfg: AIFConfig,
+              generator: torch.Generator) -> Tensor:
+    """``features``, or ``cfg.members`` draws of each row's belief where ``cfg.belief_samples`` applies."""
+    if spec is None or not cfg.belief_samples or cfg.members < 2:
+        return features
+    return perception.sample_features(cfg.members, generator)
+
+
 def _planner(learner: ModelLearner, preference: Any, space: spaces.Box, cfg: AIFConfig,
              device: torch.device) -> EFEPlanner:
     return EFEPlanner(learner.planning_dynamics(), preference, torch.as_tensor(space.low),
@@ -91,8 +99,8 @@ class ActiveInferenceAgent(SB3Facade):
     ``Box`` es with finite action bounds. The extrinsic value is ``r/tau`` from, in order: the
     ``reward`` argument (a :class:`RewardSpec`), a ``goal_prior``, the closed-form reward
     registered for the env id (:func:`pcctrl.control.closed_form_reward`), else a reward model
-    learned with the PC core. Envs with a belief spec (:mod:`pcctrl.agents.families`:
-    ``pcctrl/NoisyPendulum-v0``) are filtered by a :class:`PCFilter` and planned on its belief.
+    learned with the PC core. Envs with a belief spec (:mod:`pcctrl.agents.families`: NoisyPendulum,
+    PartialInvertedPendulum) are filtered by a :class:`PCFilter` and planned on its belief.
     ``config`` (or keyword overrides of :func:`default_config`) holds every hyperparameter.
 
     The agent composes its parts: ``perception`` (readings -> features), ``learner`` (ensemble,
@@ -185,8 +193,7 @@ class ActiveInferenceAgent(SB3Facade):
     def _plan(self, features: Tensor, deterministic: bool, rows: Tensor | None = None) -> np.ndarray:
         """Plan for every row of ``features`` (or the boolean ``rows``); records the latency."""
         start = time.perf_counter()
-        if self.belief_spec is not None and self.config.belief_samples and self.config.members > 1:
-            features = self.perception.sample_features(self.config.members, self.planner.generator)
+        features = _on_draws(features, self.perception, self.belief_spec, self.config, self.planner.generator)
         action = self.planner.plan(features, rows)
         if not deterministic:
             action = self.planner.sample_first(action, rows)

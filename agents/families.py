@@ -17,8 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pcctrl.models import StateSpaceModel, pendulum_model
-from pcctrl.models.mujoco_linear import linearized_mujoco_model
+from pcctrl.models import StateSpaceModel, linearized_mujoco_model, pendulum_model
 
 
 @dataclass(frozen=True)

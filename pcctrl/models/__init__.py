@@ -5,6 +5,7 @@ from .dynamics_ensemble import DynamicsEnsemble
 from ..errors import InvalidArgumentError, NonFiniteBeliefError, NotPositiveDefiniteError
 from .learned import MLPObservation, MLPTransition, learn_state_space
 from .linear_gaussian import LinearGaussianModel
+from .mujoco_linear import linearized_mujoco_model
 from .normalizer import Normalizer
 from .pendulum import PendulumModel, pendulum_model
 from .replay import ReplayBuffer
@@ -27,5 +28,6 @@ __all__ = [
     "StateSpaceModel",
     "batched_jacobian",
     "learn_state_space",
+    "linearized_mujoco_model",
     "pendulum_model",
 ]

@@ -10,7 +10,7 @@ import torch
 import pcctrl.envs  # noqa: F401
 from pcctrl import PCFilter
 from pcctrl.errors import InvalidArgumentError
-from pcctrl.models.mujoco_linear import linearized_mujoco_model
+from pcctrl.models import linearized_mujoco_model
 
 mujoco = pytest.importorskip("mujoco")
 

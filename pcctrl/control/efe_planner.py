@@ -145,8 +145,9 @@ class EFEPlanner:
 
         ``obs (E, members, d)`` starts each ensemble member from its own state (e.g. draws from a
         belief, so the plans' cost is the expected cost under the belief, not the cost at its mean);
-        the dynamics must then take ``(N, members, d)`` states. With a boolean ``rows (E,)`` only the selected environments are planned (their warm start
-        advances, the others' is kept) and ``(rows.sum(), a)`` actions are returned.
+        the dynamics must then take ``(N, members, d)`` states. With a boolean ``rows (E,)`` only
+        the selected environments are planned (their warm start advances, the others' is kept)
+        and ``(rows.sum(), a)`` actions are returned.
         """
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         if obs.ndim not in (2, 3):

@@ -101,7 +101,7 @@ class Perception:
     def sample_features(self, samples: int, generator: torch.Generator) -> Tensor:
         """Features of ``samples`` draws from each row's belief ``N(mean, cov)``: ``(E, samples, feature_dim)``.
 
-        Without a filter (or before the first step) every draw is the row's features themselves.
+        Needs a belief: without a filter, or before the first step, it raises ``InvalidArgumentError``.
         """
         if samples < 1:
             raise InvalidArgumentError("samples", f"must be >= 1, got {samples}")

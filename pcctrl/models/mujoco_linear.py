@@ -30,7 +30,8 @@ def linearized_mujoco_model(env: object, observed: Sequence[int], *, obs_noise_s
     integrator, e.g. RK4, which ``mjd_transitionFD`` does not support); the readings are the state entries
     ``observed`` plus ``N(0, obs_noise_std^2)``; ``process_noise_std`` (one per state entry, or
     one for all) stands for what the linearisation misses. The model's state is the deviation
-    from the linearisation point's state, which at rest is the state itself up to ``qpos``.
+    from the linearisation point, so that point should be an equilibrium under zero control (an
+    upright pole at rest); at ``qpos0 = 0`` the deviation is the state itself.
     """
     import mujoco
 

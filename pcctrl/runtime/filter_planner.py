@@ -89,7 +89,8 @@ class FilterPlannerController:
         y = sanitize_observation(obs, self.obs_size)
         features = self.perception.step(y[None], np.zeros(1, dtype=bool))
         if self.belief_samples:
-            features = self.perception.sample_features(self.belief_samples, self.planner.generator)  # type: ignore[attr-defined]
+            generator = self.planner.generator  # type: ignore[attr-defined]  (checked in __init__)
+            features = self.perception.sample_features(self.belief_samples, generator)
         self.action = self._plan(features)
         self.perception.record_actions(self.action[None])
         return self.action.copy()

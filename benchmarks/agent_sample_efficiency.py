@@ -156,11 +156,9 @@ def _parse_overrides(parser: argparse.ArgumentParser, items: list[str]) -> dict:
     return overrides
 
 
-def run_env(env_id: str, args: argparse.Namespace, overrides: dict, threshold: float, log: CurveLog) -> dict:
-    """Agent (and SAC unless skipped) curves on ``env_id``; prints them and returns a summary row."""
-    print(f"{env_id}: threshold {threshold}, seeds {args.seeds}, agent overrides {overrides or 'none'}, "
-          f"machine {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
-          flush=True)
+def _agent_curves(env_id: str, args: argparse.Namespace, overrides: dict, threshold: float,
+                  log: CurveLog) -> dict:
+    """The agent's curves on ``env_id`` (printed and logged) and its part of the summary row."""
     t0 = time.time()
     agents, latencies = [], []
     for seed in args.seeds:
@@ -182,9 +180,19 @@ def run_env(env_id: str, args: argparse.Namespace, overrides: dict, threshold: f
     print(f"  planning latency per planning call (CPU, {torch.get_num_threads()} thread): "
           f"{np.mean(latencies):.2f} ms (per seed {[round(x, 2) for x in latencies]}); one call per "
           f"{repeat} env step(s): {per_step:.2f} ms per env step", flush=True)
-    row = {"env": env_id, "threshold": threshold, "agent_hit": hit_a, "agent_held": held(mean_a, threshold),
-           "agent_final": mean_a[-1][1], "agent_steps": args.agent_steps, "ms_per_step": per_step,
-           "sac_hit": None, "sac_final": None}
+    return {"agent_hit": hit_a, "agent_held": held(mean_a, threshold), "agent_final": mean_a[-1][1],
+            "ms_per_step": per_step}
+
+
+def run_env(env_id: str, args: argparse.Namespace, overrides: dict, threshold: float, log: CurveLog) -> dict:
+    """Agent (and SAC unless skipped) curves on ``env_id``; prints them and returns a summary row."""
+    print(f"{env_id}: threshold {threshold}, seeds {args.seeds}, agent overrides {overrides or 'none'}, "
+          f"machine {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
+          flush=True)
+    row = {"env": env_id, "threshold": threshold, "agent_hit": None, "agent_held": None, "agent_final": None,
+           "agent_steps": args.agent_steps, "ms_per_step": None, "sac_hit": None, "sac_final": None}
+    if not args.skip_agent:
+        row.update(_agent_curves(env_id, args, overrides, threshold, log))
     if args.skip_sac:
         return row
     t0 = time.time()
@@ -200,7 +208,10 @@ def run_env(env_id: str, args: argparse.Namespace, overrides: dict, threshold: f
     for s, m in mean_s:
         print(f"  {s:6d} {m:9.1f}")
     print(f"  steps to {threshold}: {hit_s if hit_s is not None else f'not within {args.sac_steps}'}")
-    if hit_a is not None and hit_s is not None:
+    hit_a = row["agent_hit"]
+    if args.skip_agent:
+        pass
+    elif hit_a is not None and hit_s is not None:
         print(f"\nratio steps-to-threshold agent/SAC: {hit_a / hit_s:.3f}")
     elif hit_a is not None:
         print(f"\nratio steps-to-threshold agent/SAC: < {hit_a / args.sac_steps:.3f} (SAC did not reach it)")
@@ -223,6 +234,8 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--skip-sac", action="store_true")
+    parser.add_argument("--skip-agent", action="store_true",
+                        help="SAC only (its curves merge with separate agent runs in plot_curves.py)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="AIFConfig overrides for the agent, e.g. --set iterations=5 horizon=25")
@@ -253,7 +266,7 @@ def main() -> None:
             def fmt(v: object) -> str:
                 return "-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
             print(f"  {r['env']:36s} {r['threshold']:8.1f} {fmt(r['agent_hit']):>10s} {str(r['agent_held']):>5s} "
-                  f"{r['agent_final']:8.1f} {r['agent_steps']:6d} {r['ms_per_step']:8.2f} {fmt(r['sac_hit']):>8s} "
+                  f"{fmt(r['agent_final']):>8s} {r['agent_steps']:6d} {fmt(r['ms_per_step']):>8s} {fmt(r['sac_hit']):>8s} "
                   f"{fmt(r['sac_final']):>9s}")
     log.write()
     if args.json is not None or args.plot is not None:

@@ -193,7 +193,7 @@ class EnergyGraph(nn.Module):
         for name, value in clamps.items():
             if name not in self.specs:
                 raise UnknownNodeError(name, list(self.specs))
-            value = self._as_node_value(name, value, kinds[name])
+            value, finite = self._as_node_value(name, value, kinds[name])
             if batch is None:
                 batch = value.shape[0]
             elif value.shape[0] != batch:
@@ -201,7 +201,7 @@ class EnergyGraph(nn.Module):
                     f"node {self.describe(name)}: batch size {value.shape[0]} differs from the "
                     f"batch size {batch} of the other clamped nodes"
                 )
-            missing = None if bool(torch.isfinite(value.sum())) else torch.isnan(value)
+            missing = None if finite else torch.isnan(value)
             if missing is not None and bool(missing.any()):
                 value = torch.where(missing, torch.zeros((), dtype=value.dtype, device=value.device), value)
                 if self.children[name]:
@@ -215,7 +215,8 @@ class EnergyGraph(nn.Module):
         assert batch is not None
         return State(values, set(values), infer_mask, observed, dict(kinds), batch)
 
-    def _as_node_value(self, name: str, value: Tensor, kind: EnergyKind) -> Tensor:
+    def _as_node_value(self, name: str, value: Tensor, kind: EnergyKind) -> tuple[Tensor, bool]:
+        """``value`` checked and cast for node ``name``, and whether all its entries are finite."""
         if not isinstance(value, Tensor):
             raise TypeError(f"node {self.describe(name)}: expected a torch.Tensor, got {type(value).__name__}")
         spec = self.specs[name]
@@ -230,7 +231,7 @@ class EnergyGraph(nn.Module):
             classes = spec.shape[-1]
             if bool(((value < 0) | (value >= classes)).any()):
                 raise InvalidArgumentError(f"node {self.describe(name)}", f"class labels must lie in [0, {classes})")
-            return nn.functional.one_hot(value.long(), classes).to(parameter_dtype(self.owner))
+            return nn.functional.one_hot(value.long(), classes).to(parameter_dtype(self.owner)), True
         if value.is_complex():
             raise DTypeError(f"node {self.describe(name)}", f"complex values are not supported, got {value.dtype}")
         if not value.is_floating_point():
@@ -248,11 +249,12 @@ class EnergyGraph(nn.Module):
                 f"node {self.describe(name)}: expected shape (batch, {', '.join(map(str, spec.shape))}), "
                 f"got {tuple(value.shape)}"
             )
-        if not bool(torch.isfinite(value.sum())) and bool(torch.isinf(value).any()):
+        finite = bool(torch.isfinite(value.sum()))
+        if not finite and bool(torch.isinf(value).any()):
             raise InvalidArgumentError(
                 f"node {self.describe(name)}", "value contains inf; use NaN to mark a missing entry"
             )
-        return value
+        return value, finite
 
 
     # ---- predictions and energy -------------------------------------------------------------

@@ -44,6 +44,9 @@ _ONEDNN_LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None)
 _ONEDNN_MIN_DIM = 64  # rows or inner size below this: oneDNN's per-call overhead (about 20 us) outweighs its kernel
 
 
+_ONEDNN_BUILT = torch.backends.mkldnn.is_available()
+
+
 def _onednn(a: Tensor, b: Tensor) -> bool:
     """Whether ``a @ b`` goes through oneDNN: large float32 products on CPU, outside autograd.
 
@@ -53,7 +56,7 @@ def _onednn(a: Tensor, b: Tensor) -> bool:
     return (_ONEDNN_LINEAR is not None and a.dtype == torch.float32 and b.dtype == torch.float32
             and a.device.type == "cpu" and a.dim() == 2 and b.dim() == 2
             and min(a.shape[0], a.shape[1]) >= _ONEDNN_MIN_DIM
-            and torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available()
+            and _ONEDNN_BUILT and torch.backends.mkldnn.enabled
             and not torch.is_grad_enabled())
 
 
@@ -205,12 +208,25 @@ class _Conv(_Op):
         return gin, gw, gb if has_bias else None
 
 
+_ONE_F32 = torch.ones((), dtype=torch.float32)
+
+
+def _tanh_via_sigmoid(x: Tensor) -> bool:
+    """Whether ``tanh`` of ``x`` is computed as ``2 sigmoid(2x) - 1`` (float32 on CPU)."""
+    return x.dtype == torch.float32 and x.device.type == "cpu"
+
+
+def _tanh_of_doubled(z: Tensor, out: Tensor | None) -> Tensor:
+    """``tanh(z / 2) = 2 sigmoid(z) - 1`` (float32 CPU; ``lerp`` towards 1 with weight -1 is ``2s - 1``)."""
+    return torch.sigmoid(z, out=out).lerp_(_ONE_F32, -1.0)
+
+
 def _tanh(x: Tensor, out: Tensor | None) -> Tensor:
-    """``tanh(x)``; float32 on CPU as ``2 sigmoid(2x) - 1`` (within 2e-7 of it, and 6x faster there)."""
-    if x.dtype != torch.float32 or x.device.type != "cpu":
+    """``tanh(x)``; float32 on CPU as ``2 sigmoid(2x) - 1`` (within 5e-7 of it, and 5x faster there)."""
+    if not _tanh_via_sigmoid(x):
         return torch.tanh(x, out=out)
     y = torch.mul(x, 2, out=out)
-    return torch.sigmoid(y, out=y).mul_(2).sub_(1)
+    return _tanh_of_doubled(y, y)
 
 
 class _Pointwise(_Op):
@@ -353,16 +369,29 @@ def _op(layer: nn.Module) -> _Op | None:
     return None
 
 
+_ONEDNN_ACTIVATIONS = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.ReLU: "relu"}
+
+
 class _Node:
     """The prediction of one value node: a chain of ops."""
 
     def __init__(self, ops: list[_Op]) -> None:
         self.ops = ops
         self.params = [p for op in ops for p in op.params]
+        # Linear then an activation that oneDNN applies in the product's epilogue (saves a pass).
+        self.activation = (_ONEDNN_ACTIVATIONS.get(type(ops[1].layer))
+                           if len(ops) > 1 and isinstance(ops[0], _Linear) and isinstance(ops[1], _Pointwise)
+                           else None)
 
-    def forward(self, x: Tensor, slot: str | None = None) -> tuple[Tensor, list[Any]]:
+    def forward(self, x: Tensor, slot: str | None = None, start: int = 0) -> tuple[Tensor, list[Any]]:
+        """The prediction from ``x``, the input of ``ops[start]``, and each op's context from there."""
         ctxs = []
-        for op in self.ops:
+        ops = self.ops
+        if start == 0 and self.activation is not None and x.dim() == 2 and _onednn(x, ops[0].layer.weight):
+            linear = ops[0].layer
+            y = _ONEDNN_LINEAR(x.contiguous(), linear.weight, linear.bias, self.activation, [], "")
+            ctxs, x, start = [x, y], y, 2
+        for op in ops[start:]:
             x, ctx = op.forward(x, slot)
             ctxs.append(ctx)
         return x, ctxs
@@ -421,8 +450,35 @@ class _ImplicitFirst:
         self.x1 = x1
         self.a0, _ = linear.forward(x1)
         self.gram = _mm(self.weight, self.weight.t())
+        # A tanh after the Linear taken as 2 sigmoid(2a) - 1: a0 and G are kept doubled, so each
+        # step's pre-activation arrives doubled and the doubling pass is saved; q is then 2 r G.
+        self.doubled = (len(node.ops) > 1 and type(node.ops[1].layer) is nn.Tanh
+                        and _tanh_via_sigmoid(self.a0))
+        if self.doubled:
+            self.a0 = self.a0.mul_(2) if self.a0.is_contiguous() else self.a0 * 2
+            self.gram = self.gram.mul_(2)
+        self.norm_scale = 0.5 if self.doubled else 1.0  # |e1|^2 = norm_scale <r, q>
         self.r = torch.zeros_like(self.a0)
         self.q = torch.zeros_like(self.a0)
+
+    def _through(self, a: Tensor, slot: str) -> tuple[Tensor, list[Any]]:
+        """Node 2's prediction from its (doubled, if ``doubled``) pre-activation; contexts after the Linear."""
+        ops = self.node.ops
+        ctxs: list[Any] = []
+        rest = ops[1:]
+        if self.doubled:
+            a = _tanh_of_doubled(a, ops[1].buffer(slot, a))
+            ctxs.append(a)
+            rest = ops[2:]
+        for op in rest:
+            a, ctx = op.forward(a, slot)
+            ctxs.append(ctx)
+        return a, ctxs
+
+    def start(self) -> tuple[Tensor, list[Any]]:
+        """Node 2's prediction at ``r = 0`` (from ``a0``, no product) with the Linear's true context."""
+        mu, ctxs = self._through(self.a0, "ff")
+        return mu, [self.x1, *ctxs]
 
     @staticmethod
     def worthwhile(nodes: list[_Node], x1: Tensor, steps: int) -> bool:
@@ -437,17 +493,13 @@ class _ImplicitFirst:
     def forward(self) -> tuple[Tensor, list[Any]]:
         """Node 2's prediction from the present ``r`` (and ``q = r G`` kept for the energy)."""
         self.q = _mm(self.r, self.gram, self.q)
-        ops = self.node.ops
-        a = torch.add(self.a0, self.q, out=ops[0].buffer("implicit", self.a0))
-        ctxs: list[Any] = [None]
-        for op in ops[1:]:
-            a, ctx = op.forward(a, "re")
-            ctxs.append(ctx)
-        return a, ctxs
+        a = torch.add(self.a0, self.q, out=self.node.ops[0].buffer("implicit", self.a0))
+        mu, ctxs = self._through(a, "re")
+        return mu, [None, *ctxs]
 
-    def error_norm(self) -> Tensor:
-        """``|e1|`` from ``<r, r G>`` (clamped at 0 against rounding)."""
-        return torch.dot(self.r.reshape(-1), self.q.reshape(-1)).clamp_min(0).sqrt()
+    def squared_error_norm(self, out: Tensor) -> None:
+        """``<r, q>``, which is ``|e1|^2 / norm_scale``, into the 0-d ``out`` (may round slightly below 0)."""
+        torch.dot(self.r.reshape(-1), self.q.reshape(-1), out=out)
 
     def step(self, ctxs: list[Any], signal: Tensor) -> None:
         """One descent step of ``x1``: ``r <- lerp(r, d, lr)`` with ``d`` the feedback into the Linear."""
@@ -471,6 +523,7 @@ class FusedChain:
         self.nodes = nodes
         self.channels_last = any(op.channels_last for node in nodes for op in node.ops)
         self._buffers: dict[tuple[str, int], Tensor] = {}
+        self._weights: dict[tuple[Any, ...], tuple[Tensor, Tensor]] = {}
 
     def _buffer(self, kind: str, level: int, like: Tensor) -> Tensor:
         """The chain's persistent tensor for ``(kind, level)``, shaped and laid out like ``like``."""
@@ -492,14 +545,21 @@ class FusedChain:
     def _layout(self, value: Tensor) -> Tensor:
         return _cl(value) if self.channels_last else value
 
-    def _forward(self, x: Tensor, slot: str | None = None) -> tuple[list[Tensor], list[Tensor], list[Any]]:
+    def _forward(self, x: Tensor, slot: str | None = None, implicit_lr: float | None = None, steps: int = 0,
+                 ) -> tuple[list[Tensor], list[Tensor], list[Any], _ImplicitFirst | None]:
+        """The feedforward pass; with ``implicit_lr``, ``x1`` carried implicitly where that pays."""
         values, mus, ctxs = [x], [x], [None]
-        for node in self.nodes:
-            mu, ctx = node.forward(values[-1], slot)
+        implicit = None
+        for level, node in enumerate(self.nodes, 1):
+            if level == 2 and implicit_lr is not None and _ImplicitFirst.worthwhile(self.nodes, values[1], steps):
+                implicit = _ImplicitFirst(node, values[1], implicit_lr)
+                mu, ctx = implicit.start()
+            else:
+                mu, ctx = node.forward(values[-1], slot)
             values.append(mu)
             mus.append(mu)
             ctxs.append(ctx)
-        return values, mus, ctxs
+        return values, mus, ctxs, implicit
 
     def _weight_grads(self, node: _Node, ctxs: list[Any], signal: Tensor, scale: float,
                       totals: dict[int, Tensor], need_input: bool = False) -> Tensor | None:
@@ -512,15 +572,36 @@ class FusedChain:
             totals[key] = totals[key] + grad if key in totals else grad
         return gin
 
+    def _energy_weights(self, like: Tensor, ce: bool, implicit: float | None) -> tuple[Tensor, Tensor]:
+        """Per column of the energy table: its weight (1/2, or 1 for a cross-entropy) and whether it holds a norm.
+
+        ``implicit``: ``x1``'s column holds ``|e1|^2 / implicit`` (carried implicitly), not a norm.
+        """
+        key = (ce, implicit, like.dtype, like.device)
+        if key not in self._weights:
+            L = len(self.nodes)
+            halves = torch.full((L,), 0.5, dtype=like.dtype, device=like.device)
+            if ce:
+                halves[-1] = 1.0
+            square = torch.ones(L, dtype=torch.bool, device=like.device)
+            square[-1] = False  # the output energy is already a sum of squares or a cross-entropy
+            if implicit is not None:
+                square[0] = False
+                halves[0] = 0.5 * implicit
+            self._weights[key] = (halves, square)
+        return self._weights[key]
+
     @staticmethod
-    def _output_signal(y: Tensor, mu: Tensor, ce: bool) -> tuple[Tensor, Tensor]:
-        """The output's ``-dE/dmu`` and its batch-summed energy (twice the energy for Gaussian)."""
+    def _output_signal(y: Tensor, mu: Tensor, ce: bool, energy: Tensor) -> Tensor:
+        """The output's ``-dE/dmu``; its batch-summed energy (twice the energy for Gaussian) into ``energy``."""
         if ce:
             log_p = torch.log_softmax(mu, dim=-1)
-            return y - log_p.exp(), -(y * log_p).sum()
+            energy.copy_(-(y * log_p).sum())
+            return y - log_p.exp()
         eps = y - mu
         flat = eps.reshape(-1)
-        return eps, torch.dot(flat, flat)
+        torch.dot(flat, flat, out=energy)
+        return eps
 
     def relax_and_grads(
         self, graph: EnergyGraph, state: State, inputs: str, output: str, settings: Settings,
@@ -539,18 +620,16 @@ class FusedChain:
         names = [f"x{level}" for level in range(1, L + 1)]
         with torch.no_grad():
             y = self._layout(state.values[output])
-            values, mus, ctxs = self._forward(self._layout(state.values[inputs]), "ff")
+            values, mus, ctxs, implicit = self._forward(self._layout(state.values[inputs]), "ff",
+                                                        None if fixed else lr, settings.steps)
             values[L] = y
-            zero = y.new_zeros(())
-            halves = torch.full((L,), 0.5, dtype=y.dtype, device=y.device)
-            if ce:
-                halves[-1] = 1.0
+            halves, square = self._energy_weights(y, ce, None if implicit is None else implicit.norm_scale)
+            # Row per step: the hidden errors' norms (x1's squared norm when implicit), the output energy.
+            table = y.new_zeros((settings.steps + 1, L))
+            filled = 0
             owned = [False] * (L + 1)
-            implicit = (_ImplicitFirst(self.nodes[1], values[1], lr)
-                        if not fixed and _ImplicitFirst.worthwhile(self.nodes, values[1], settings.steps) else None)
             low = L  # nodes low..L may carry a non-zero error; the others sit at their predictions
             moved: int | None = None  # nodes moved..L-1 took a step last time
-            rows: list[list[Tensor]] = []
             signals: dict[int, Tensor] = {}
             previous: float | None = None
             converged = False
@@ -565,17 +644,15 @@ class FusedChain:
                 hidden = [i for i in range(low, L) if i > 1 or implicit is None]
                 errors = [torch.sub(values[i], mus[i], out=self._buffer("error", i, values[i])) for i in hidden]
                 signals = dict(zip(hidden, errors))
-                signals[L], out_energy = self._output_signal(y, mus[L], ce)
-                # Squared norms of the hidden errors (squared once, on the whole table, at the end).
-                row = [zero] * (L - 1) + [out_energy]
-                for i, norm in zip(hidden, torch._foreach_norm(errors) if errors else []):
-                    row[i - 1] = norm
+                row = table[step]
+                signals[L] = self._output_signal(y, mus[L], ce, row[L - 1])
+                if errors:
+                    torch.stack(torch._foreach_norm(errors), out=row[hidden[0] - 1:hidden[-1]])
                 if implicit is not None and low == 1:
-                    row[0] = implicit.error_norm()
-                rows.append(row)
+                    implicit.squared_error_norm(row[0])
+                filled = step + 1
                 if tol is not None:
-                    squared = [e * e for e in row[:-1]] + [row[-1]]
-                    current = float((torch.stack(squared) * halves).sum())
+                    current = float((torch.where(square, row.square(), row) * halves).sum())
                     if previous is not None and abs(previous - current) <= tol * max(abs(previous), 1e-12):
                         converged = True
                         break
@@ -601,9 +678,9 @@ class FusedChain:
                 moved = first
                 low = min(low, first)
                 done += 1
-            table = torch.stack([torch.stack(r) for r in rows])
-            square = torch.ones(L, dtype=torch.bool, device=y.device)
-            square[-1] = False  # the output energy is already a sum of squares or a cross-entropy
+            table = table[:filled]
+            if implicit is not None:
+                table[:, 0].clamp_min_(0)  # <r, r G> can round below zero
             table = torch.where(square, table.square(), table) * halves
             check_trace(graph, table, names, growth)
             if implicit is not None and low == 1:
@@ -624,9 +701,10 @@ class FusedChain:
         names = [f"x{level}" for level in range(1, L + 1)]
         with torch.no_grad():
             y = self._layout(state.values[output])
-            _, mus, ctxs = self._forward(self._layout(state.values[inputs]), "ff")
+            _, mus, ctxs, _ = self._forward(self._layout(state.values[inputs]), "ff")
             zero = y.new_zeros(())
-            signal, energy = self._output_signal(y, mus[L], ce)
+            energy = y.new_zeros(())
+            signal = self._output_signal(y, mus[L], ce, energy)
             if not ce:
                 energy = 0.5 * energy
             start, end = [zero] * L, [zero] * L

@@ -81,7 +81,7 @@ def _sgd_lr(optimizer: torch.optim.Optimizer) -> list[float] | None:
     return rates
 
 
-def _norms(tensors: list[Tensor]) -> list[float]:
+def l2_norms(tensors: list[Tensor]) -> list[float]:
     """L2 norms of many tensors with one host sync."""
     if not tensors:
         return []
@@ -92,16 +92,23 @@ def _norms(tensors: list[Tensor]) -> list[float]:
 
 
 def _violation(moves: Sequence[Tensor], params: Sequence[Tensor], bound: float,
-               rates: Sequence[float] | None = None) -> tuple[int, float] | None:
+               rates: Sequence[float] | None = None,
+               move_norms: Sequence[float] | None = None) -> tuple[int, float] | None:
     """The first parameter whose RMS move (``rates[i] * moves[i]`` if given) exceeds
-    ``bound * (1 + rms(p))``, with that RMS move; ``None`` if none does. One host sync."""
-    norms = _norms(list(moves) + list(params))
-    count = len(moves)
-    for index, param in enumerate(params):
-        root = math.sqrt(param.numel())
-        moved = norms[index] * (rates[index] if rates is not None else 1.0)
-        if not moved <= bound * (root + norms[count + index]):
-            return index, moved / root
+    ``bound * (1 + rms(p))``, with that RMS move; ``None`` if none does.
+
+    ``move_norms`` are the moves' L2 norms if already known. A parameter's own norm is read only
+    when its move exceeds ``bound`` alone (``rms(p) >= 0``), which in a healthy step none does.
+    """
+    norms = l2_norms(list(moves)) if move_norms is None else list(move_norms)
+    moved = [norm * (rates[i] if rates is not None else 1.0) for i, norm in enumerate(norms)]
+    roots = [math.sqrt(param.numel()) for param in params]
+    suspects = [i for i in range(len(params)) if not moved[i] <= bound * roots[i]]
+    if not suspects:
+        return None
+    for index, norm in zip(suspects, l2_norms([params[i] for i in suspects])):
+        if not moved[index] <= bound * (roots[index] + norm):
+            return index, moved[index] / roots[index]
     return None
 
 
@@ -133,12 +140,15 @@ def guarded_step(
     optimizer: torch.optim.Optimizer,
     max_update: float | None,
     owner: nn.Module | None = None,
+    grad_norms: dict[int, float] | None = None,
 ) -> None:
     """``optimizer.step()``; a step that moves a parameter by more than the bound is undone and raises.
 
     For plain SGD the step is predicted from the gradients and refused before it is taken; for
     any other optimizer the parameters and the optimizer's state are saved, the step is taken,
-    and both are restored if it went too far. ``owner`` names the parameters in the message.
+    and both are restored if it went too far. ``owner`` names the parameters in the message;
+    ``grad_norms`` (``id(param) -> |grad|``, e.g. from ``write_gradients``) saves reading the
+    gradients again.
     """
     if max_update is None:
         optimizer.step()
@@ -151,9 +161,12 @@ def guarded_step(
     rates = _sgd_lr(optimizer)
     if rates is not None:
         lr_of = {id(p): lr for group, lr in zip(optimizer.param_groups, rates) for p in group["params"]}
+        known = None
+        if grad_norms is not None and all(id(p) in grad_norms for p in params):
+            known = [grad_norms[id(p)] for p in params]
         with torch.no_grad():
             bad = _violation([p.grad for p in params], [p.detach() for p in params], max_update,
-                             [lr_of[id(p)] for p in params])
+                             [lr_of[id(p)] for p in params], known)
         if bad is not None:
             raise fail(*bad)
         optimizer.step()

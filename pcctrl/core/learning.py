@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -11,7 +12,7 @@ from torch import Tensor, nn
 
 from ..errors import InvalidArgumentError, NonFiniteError
 from .energy_graph import EnergyGraph, State
-from .guard import check_moves, guarded_step
+from .guard import l2_norms, check_moves, guarded_step
 from .inference import (
     Relaxation,
     Settings,
@@ -143,16 +144,24 @@ def pc_gradients(
     return _weight_gradients(graph, relaxation, params), relaxation
 
 
-def write_gradients(params: list[nn.Parameter], grads: list[Tensor | None]) -> None:
-    """Write a PC update into ``.grad``; a non-finite update raises and writes nothing."""
-    present = [g.sum() for g in grads if g is not None]
-    if present and not bool(torch.isfinite(torch.stack(present).sum())):
+def write_gradients(params: list[nn.Parameter], grads: list[Tensor | None]) -> dict[int, float]:
+    """Write a PC update into ``.grad`` and return ``id(param) -> |update|`` (L2, one host sync).
+
+    An update that is not finite raises and writes nothing (a finite one whose norm overflows
+    is written, with norm ``inf``).
+    """
+    present = [(id(p), g) for p, g in zip(params, grads) if g is not None]
+    norms = dict(zip((key for key, _ in present), l2_norms([g for _, g in present])))
+    overflowed = [g for key, g in present if not math.isfinite(norms[key])]
+    if overflowed and not all(bool(torch.isfinite(g).all()) for g in overflowed):
         raise NonFiniteError(
             "the PC update is not finite; parameters were left unchanged. "
             "Lower the inference step size or check the data."
         )
     for param, grad in zip(params, grads):
         param.grad = torch.zeros_like(param) if grad is None else grad.detach()
+        norms.setdefault(id(param), 0.0)
+    return norms
 
 
 def apply_update(
@@ -163,9 +172,9 @@ def apply_update(
     owner: nn.Module | None = None,
 ) -> None:
     """Write the update into ``.grad`` and take the optimizer's step under the update bound."""
-    write_gradients(params, grads)
+    norms = write_gradients(params, grads)
     if optimizer is not None:
-        guarded_step(optimizer, settings.guard.max_update, owner)
+        guarded_step(optimizer, settings.guard.max_update, owner, norms)
 
 
 def train_step(

@@ -153,3 +153,41 @@ def test_ipc_whole_step_move_is_bounded_and_rolled_back(optimizer: str) -> None:
     with pytest.raises(DivergenceError, match="max_update"):
         net.train_step(x, y, opt)
     _unchanged(net, opt, saved)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_update_bound_reads_parameter_norms_only_when_needed_and_agrees(seed: int) -> None:
+    """``_violation`` (parameter norms read lazily) names the same first parameter as the bound written out."""
+    from pcctrl.core.guard import _violation
+
+    gen = torch.Generator().manual_seed(seed)
+    params = [torch.randn(n, generator=gen) * float(torch.rand((), generator=gen)) * 5 for n in (3, 50, 7, 400)]
+    moves = [torch.randn(p.shape, generator=gen) * float(torch.rand((), generator=gen)) * 30 for p in params]
+    rates = [0.1, 1.0, 0.5, 2.0]
+    bound = 3.0
+    expected = None
+    for index, (move, param, rate) in enumerate(zip(moves, params, rates)):
+        rms_move = rate * float(move.norm()) / param.numel() ** 0.5
+        if rms_move > bound * (1 + float(param.norm()) / param.numel() ** 0.5):
+            expected = index
+            break
+    got = _violation(moves, params, bound, rates)
+    assert (got[0] if got is not None else None) == expected
+    if got is not None:
+        assert got[1] == pytest.approx(rates[expected] * float(moves[expected].norm()) / params[expected].numel() ** 0.5)
+
+
+def test_write_gradients_returns_norms_and_refuses_non_finite() -> None:
+    from pcctrl.core.learning import write_gradients
+    from pcctrl.errors import NonFiniteError
+
+    a, b, c = (nn.Parameter(torch.zeros(s)) for s in ((2, 3), (4,), (5,)))
+    grads = [torch.arange(6.0).reshape(2, 3), None, torch.full((5,), 1e30)]
+    norms = write_gradients([a, b, c], grads)
+    assert norms[id(a)] == pytest.approx(float(torch.arange(6.0).norm()))
+    assert norms[id(b)] == 0.0 and torch.equal(b.grad, torch.zeros(4))
+    assert norms[id(c)] == float("inf")  # finite entries whose norm overflows float32: written, norm inf
+    before = [p.grad.clone() for p in (a, b, c)]
+    with pytest.raises(NonFiniteError):
+        write_gradients([a, b, c], [torch.full((2, 3), float("nan")), None, None])
+    assert all(torch.equal(p.grad, g) for p, g in zip((a, b, c), before))

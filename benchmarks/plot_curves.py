@@ -145,6 +145,24 @@ def summary_lines(groups: Sequence[Group]) -> list[str]:
         lines.append(f"  {g.env:34s} {g.label[:40]:40s} {','.join(map(str, sorted(g.seeds))):>7s} "
                      f"{g.threshold:8.1f} {('-' if hit is None else str(hit)):>7s} {final:>8s} "
                      f"{f'{above}/{total}':>15s} {f'{early}/{total}':>11s}  {g.verdict()}")
+    return lines + ratio_lines(groups)
+
+
+def ratio_lines(groups: Sequence[Group]) -> list[str]:
+    """Steps to the threshold, each agent group against SAC (without overrides) on the same env."""
+    lines = []
+    for sac in (g for g in groups if g.agent == "SAC" and not g.overrides):
+        for g in (g for g in groups if g.env == sac.env and g is not sac):
+            hit, sac_hit = g.hit(), sac.hit()
+            if hit is None:
+                text = "undefined (not reached)"
+            elif sac_hit is None:
+                text = f"< {hit / sac.last_step:.3f} (SAC did not reach it in {sac.last_step} steps)" if sac.last_step else "undefined"
+            else:
+                text = f"{hit} / {sac_hit} = {hit / sac_hit:.3f}"
+            lines.append(f"  {g.label} / SAC on {g.env}, steps to {g.threshold:g}: {text}")
+    if lines:
+        lines.insert(0, "steps-to-threshold ratio, agent / SAC (mean curves over seeds):")
     return lines
 
 

@@ -88,3 +88,16 @@ def test_markdown_table(files: list[Path]) -> None:
         "| env steps | 200 | 400 | 600 |", "|---|---|---|---|",
         "| mean of 2 seeds | -350.0 | **-170.0** | -150.0 |",
         "| seed 0 | -400.0 | -150.0 | -120.0 |", "| seed 1 | -300.0 | -190.0 | -180.0 |"]
+
+
+def test_ratio_against_sac(files: list[Path], tmp_path: Path) -> None:
+    groups = plot_curves.merge(plot_curves.load_records(files))
+    lines = plot_curves.ratio_lines(groups)
+    assert lines[0].startswith("steps-to-threshold ratio")
+    assert "  ActiveInferenceAgent / SAC on Pendulum-v1, steps to -200: 400 / 400 = 1.000" in lines
+    assert "  ActiveInferenceAgent horizon=5 / SAC on Pendulum-v1, steps to -200: 400 / 400 = 1.000" in lines
+    slow = _write(tmp_path / "slow.json", [_record("SAC", 0, [(200, -900.0), (400, -800.0), (600, -700.0)]),
+                                           _record("ActiveInferenceAgent", 0, [(200, -150.0), (400, -150.0)],
+                                                   steps=400)])
+    lines = plot_curves.ratio_lines(plot_curves.merge(plot_curves.load_records([slow])))
+    assert lines[1].endswith("< 0.333 (SAC did not reach it in 600 steps)")

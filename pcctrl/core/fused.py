@@ -458,6 +458,10 @@ class _ImplicitFirst:
             self.a0 = self.a0.mul_(2) if self.a0.is_contiguous() else self.a0 * 2
             self.gram = self.gram.mul_(2)
         self.norm_scale = 0.5 if self.doubled else 1.0  # |e1|^2 = norm_scale <r, q>
+        # Node 2 = Linear, tanh: the step's product q turns into the prediction and then the
+        # feedback in place (three 256x256 buffers fewer per step), so <r, q> is taken first.
+        self.in_place = self.doubled and len(node.ops) == 2
+        self.rq = self.a0.new_zeros(())
         self.r = torch.zeros_like(self.a0)
         self.q = torch.zeros_like(self.a0)
 
@@ -493,19 +497,29 @@ class _ImplicitFirst:
     def forward(self) -> tuple[Tensor, list[Any]]:
         """Node 2's prediction from the present ``r`` (and ``q = r G`` kept for the energy)."""
         self.q = _mm(self.r, self.gram, self.q)
+        if self.in_place:
+            torch.dot(self.r.reshape(-1), self.q.reshape(-1), out=self.rq)
+            mu = _tanh_of_doubled(self.q.add_(self.a0), self.q)
+            return mu, [None, mu]
         a = torch.add(self.a0, self.q, out=self.node.ops[0].buffer("implicit", self.a0))
         mu, ctxs = self._through(a, "re")
         return mu, [None, *ctxs]
 
     def squared_error_norm(self, out: Tensor) -> None:
         """``<r, q>``, which is ``|e1|^2 / norm_scale``, into the 0-d ``out`` (may round slightly below 0)."""
-        torch.dot(self.r.reshape(-1), self.q.reshape(-1), out=out)
+        if self.in_place:
+            out.copy_(self.rq)
+        else:
+            torch.dot(self.r.reshape(-1), self.q.reshape(-1), out=out)
 
     def step(self, ctxs: list[Any], signal: Tensor) -> None:
         """One descent step of ``x1``: ``r <- lerp(r, d, lr)`` with ``d`` the feedback into the Linear."""
         ops = self.node.ops
-        for i in range(len(ops) - 1, 0, -1):
-            signal = ops[i].backward(ctxs[i], signal, True, False, "feedback")[0]
+        if self.in_place:  # the prediction (ctxs[1]) is recomputed before it is read again
+            signal = torch.ops.aten.tanh_backward.grad_input(signal, ctxs[1], grad_input=ctxs[1])
+        else:
+            for i in range(len(ops) - 1, 0, -1):
+                signal = ops[i].backward(ctxs[i], signal, True, False, "feedback")[0]
         self.r.lerp_(signal, self.lr)
 
     def settle(self, ctxs: list[Any]) -> tuple[Tensor, Tensor]:

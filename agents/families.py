@@ -91,7 +91,10 @@ _BALANCE: dict[str, Any] = {"learning_starts": 100, "train_freq": 100, "horizon"
                             "goal": (0.0, 0.0, 0.0, 0.0), "goal_precision": (2.0, 1.0, 0.0, 0.0)}
 
 FAMILIES: dict[str, dict[str, Any]] = {
-    "pendulum": {},
+    # The first model after 100 random steps and a refit every 100: Pendulum-v1's mean over 3 seeds
+    # reaches -200 at the first evaluation (300 steps; -253 there with 200 / 200) and holds it to
+    # 3,000 (docs/agents.md). NoisyPendulum is no worse with it (not held either way).
+    "pendulum": {"learning_starts": 100, "train_freq": 100},
     "inverted_pendulum": _BALANCE,
     # Each planned action is held 5 env steps, so the 30-step horizon looks 150 env steps ahead.
     # At weight 0.03 the information gain still outweighs the action cost where the model is

@@ -209,14 +209,13 @@ def run_env(env_id: str, args: argparse.Namespace, overrides: dict, threshold: f
         print(f"  {s:6d} {m:9.1f}")
     print(f"  steps to {threshold}: {hit_s if hit_s is not None else f'not within {args.sac_steps}'}")
     hit_a = row["agent_hit"]
-    if args.skip_agent:
-        pass
-    elif hit_a is not None and hit_s is not None:
-        print(f"\nratio steps-to-threshold agent/SAC: {hit_a / hit_s:.3f}")
-    elif hit_a is not None:
-        print(f"\nratio steps-to-threshold agent/SAC: < {hit_a / args.sac_steps:.3f} (SAC did not reach it)")
-    else:
-        print("\nratio steps-to-threshold agent/SAC: undefined (the agent did not reach the threshold)")
+    if not args.skip_agent:
+        if hit_a is None:
+            print("\nratio steps-to-threshold agent/SAC: undefined (the agent did not reach the threshold)")
+        elif hit_s is None:
+            print(f"\nratio steps-to-threshold agent/SAC: < {hit_a / args.sac_steps:.3f} (SAC did not reach it)")
+        else:
+            print(f"\nratio steps-to-threshold agent/SAC: {hit_a / hit_s:.3f}")
     row.update(sac_hit=hit_s, sac_final=mean_s[-1][1])
     return row
 

@@ -383,15 +383,15 @@ class _Node:
                            if len(ops) > 1 and isinstance(ops[0], _Linear) and isinstance(ops[1], _Pointwise)
                            else None)
 
-    def forward(self, x: Tensor, slot: str | None = None, start: int = 0) -> tuple[Tensor, list[Any]]:
-        """The prediction from ``x``, the input of ``ops[start]``, and each op's context from there."""
-        ctxs = []
-        ops = self.ops
-        if start == 0 and self.activation is not None and x.dim() == 2 and _onednn(x, ops[0].layer.weight):
-            linear = ops[0].layer
+    def forward(self, x: Tensor, slot: str | None = None) -> tuple[Tensor, list[Any]]:
+        """The prediction from ``x`` and each op's context."""
+        ctxs: list[Any] = []
+        rest = self.ops
+        if self.activation is not None and x.dim() == 2 and _onednn(x, rest[0].layer.weight):
+            linear = rest[0].layer
             y = _ONEDNN_LINEAR(x.contiguous(), linear.weight, linear.bias, self.activation, [], "")
-            ctxs, x, start = [x, y], y, 2
-        for op in ops[start:]:
+            ctxs, x, rest = [x, y], y, rest[2:]
+        for op in rest:
             x, ctx = op.forward(x, slot)
             ctxs.append(ctx)
         return x, ctxs
@@ -455,7 +455,7 @@ class _ImplicitFirst:
         self.doubled = (len(node.ops) > 1 and type(node.ops[1].layer) is nn.Tanh
                         and _tanh_via_sigmoid(self.a0))
         if self.doubled:
-            self.a0 = self.a0.mul_(2) if self.a0.is_contiguous() else self.a0 * 2
+            self.a0.mul_(2)  # a fresh tensor of the Linear's
             self.gram = self.gram.mul_(2)
         self.norm_scale = 0.5 if self.doubled else 1.0  # |e1|^2 = norm_scale <r, q>
         # Node 2 = Linear, tanh: the step's product q turns into the prediction and then the

@@ -21,6 +21,7 @@ from pcctrl.estimation import PCFilter, Perception
 from .action_hold import ActionHold
 from .aif_checkpoint import load_agent, save_agent
 from .aif_config import AIFConfig, default_config
+from .env_factory import make_env
 from .families import BeliefSpec, belief_spec
 from .model_learner import ModelLearner
 from .preferences import build_preference, reward_source
@@ -29,7 +30,7 @@ from .sb3_facade import SB3Facade
 
 def _checked_env(env: gym.Env | str) -> gym.Env:
     if isinstance(env, str):
-        env = gym.make(env)
+        env = make_env(env)
     if not isinstance(env, gym.Env):
         raise TypeError(f"env must be a gymnasium.Env or an env id, got {type(env).__name__}")
     for name, space in (("observation", env.observation_space), ("action", env.action_space)):
@@ -89,7 +90,8 @@ def _planner(learner: ModelLearner, preference: Any, space: spaces.Box, cfg: AIF
                       candidates=cfg.candidates, iterations=cfg.iterations, elites=cfg.elites,
                       momentum=cfg.momentum, temperature=cfg.temperature, init_std=cfg.init_std,
                       epistemic_weight=cfg.epistemic_weight, discount=cfg.discount, seed=cfg.seed, device=device,
-                      compile=cfg.compile_planner)
+                      compile=cfg.compile_planner, noise_beta=cfg.noise_beta,
+                      risk_aversion=cfg.risk_aversion)
 
 
 class ActiveInferenceAgent(SB3Facade):

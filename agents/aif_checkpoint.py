@@ -17,6 +17,7 @@ from pcctrl.control import GoalPrior, RewardSpec
 from pcctrl.errors import CheckpointError, InvalidArgumentError
 
 from .aif_config import AIFConfig
+from .env_factory import make_env
 
 FORMAT = "pcctrl.ActiveInferenceAgent"
 VERSION = 1
@@ -84,9 +85,9 @@ def load_agent(cls: type, path: str | Path | io.BufferedIOBase, *, env: gym.Env 
     if env is None:
         if env_id is None:
             raise InvalidArgumentError("env", "the saved agent has no env id: pass env")
-        env = gym.make(env_id)
+        env = make_env(env_id)
     elif isinstance(env, str):
-        env = gym.make(env)
+        env = make_env(env)
     obs_space, act_space = env.observation_space, env.action_space
     if not (isinstance(obs_space, spaces.Box) and isinstance(act_space, spaces.Box)
             and obs_space.shape == (obs_dim,) and act_space.shape == (action_dim,)

@@ -24,6 +24,10 @@ class AIFConfig:
     env steps once ``learning_starts`` random steps are in the buffer. Planner: EFE by
     ``method`` (``"cem"``/``"mppi"``) over ``horizon`` steps; ``tau`` is the preference
     temperature ``p~ ∝ exp(r/tau)``; ``epistemic_weight`` scales the information gain (0: off).
+    ``noise_beta`` colours the search's sampling noise along the horizon (power ``1/f^beta``; 0:
+    white, as before; 2: iCEM's red noise, see :class:`~pcctrl.control.EFEPlanner`).
+    ``risk_aversion`` (kappa >= 0) scores plans by the members' mean value less kappa times their
+    standard deviation, so the search cannot exploit where the ensemble disagrees (0: the mean).
     ``goal`` with diagonal ``goal_precision`` adds a Gaussian prior preference over the planned
     features to the reward's (``None``: none).
     ``action_repeat`` holds each planned action for that many env steps: the model learns
@@ -73,6 +77,8 @@ class AIFConfig:
     momentum: float = 0.1
     temperature: float = 1.0
     init_std: float = 0.5
+    noise_beta: float = 0.0
+    risk_aversion: float = 0.0
     discount: float = 1.0
     tau: float = 1.0
     epistemic_weight: float = 0.0

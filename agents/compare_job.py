@@ -9,7 +9,6 @@ actions at step 0, every ``eval_every`` steps and at ``total_timesteps``.
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from .env_factory import make_env
 from .registry import AgentSpec
 
 EVAL_SEED_OFFSET = 1_000_000
@@ -61,13 +61,6 @@ class Job:
         steps = set(range(0, self.total_timesteps + 1, self.eval_every))
         steps.add(self.total_timesteps)
         return sorted(steps)
-
-
-def make_env(env_id: str) -> gym.Env:
-    """``gym.make(env_id)``, importing ``pcctrl.envs`` first for ``pcctrl/`` ids."""
-    if env_id.startswith("pcctrl/"):
-        importlib.import_module("pcctrl.envs")
-    return gym.make(env_id)
 
 
 class _StepCounter(gym.Wrapper):

@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 from pcctrl.errors import CheckpointError, InvalidArgumentError
 
 from .backends import make_backend
-from .compare_job import Job, Row, make_env
+from .compare_job import Job, Row
+from .env_factory import make_env
 from .plots import plot_curves
 from .registry import AgentSpec, get_agent
 from .results import (

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InvalidArgumentError, ShapeError
+from .colored_noise import colored_normal
 from .efe_score import Dynamics, TerminalValue, rollout, score
 from .objectives import Preference
 Method = Literal["cem", "mppi"]
@@ -50,7 +51,13 @@ class EFEPlanner:
     horizon out itself. The preference is then scored over all steps at once, on tensors with
     leading dimensions ``(H, N, members)`` (:mod:`pcctrl.control.efe_score`). ``compile=True``
     runs the rollout under ``torch.compile`` (static shapes: compiled once per batch size, on the
-    first call; same numbers as eager up to float rounding).
+    first call; same numbers as eager up to float rounding). ``noise_beta`` colours the candidates'
+    noise along the horizon (power ``1/f^beta``, :func:`~pcctrl.control.colored_noise.colored_normal`;
+    0, the default, is white noise): correlated samples hold a push for longer, so the search finds
+    plans that first swing away from the goal (iCEM's sampler). ``risk_aversion = kappa > 0`` scores
+    a candidate by the members' mean value less ``kappa`` times their standard deviation (a lower
+    confidence bound): plans whose outcome the ensemble disagrees on, which a search can exploit
+    in a learned model, lose to plans it agrees on.
     """
 
     def __init__(self, dynamics: Dynamics, preference: Preference, action_low: Tensor, action_high: Tensor, *,
@@ -58,7 +65,7 @@ class EFEPlanner:
                  elites: int = 20, momentum: float = 0.1, temperature: float = 1.0, init_std: float = 0.5,
                  epistemic_weight: float = 0.0, discount: float = 1.0, seed: int = 0,
                  device: torch.device | str = "cpu", terminal_value: TerminalValue | None = None,
-                 compile: bool = False) -> None:
+                 compile: bool = False, noise_beta: float = 0.0, risk_aversion: float = 0.0) -> None:
         if method not in ("cem", "mppi"):
             raise InvalidArgumentError("method", f"must be 'cem' or 'mppi', got {method!r}")
         low = torch.as_tensor(action_low, dtype=torch.float32, device=device).reshape(-1)
@@ -75,6 +82,10 @@ class EFEPlanner:
         if not 0 <= momentum < 1 or not temperature > 0 or not init_std > 0 or not 0 < discount <= 1:
             raise InvalidArgumentError("momentum", "need 0 <= momentum < 1, temperature > 0, init_std > 0, "
                                                    "0 < discount <= 1")
+        if not noise_beta >= 0:
+            raise InvalidArgumentError("noise_beta", f"must be >= 0, got {noise_beta}")
+        if not risk_aversion >= 0:
+            raise InvalidArgumentError("risk_aversion", f"must be >= 0, got {risk_aversion}")
         if epistemic_weight < 0:
             raise InvalidArgumentError("epistemic_weight", f"must be non-negative, got {epistemic_weight}")
         self.dynamics, self.preference = dynamics, preference
@@ -87,6 +98,8 @@ class EFEPlanner:
         self.epistemic_weight, self.discount = float(epistemic_weight), float(discount)
         self.device = torch.device(device)
         self.compile = bool(compile)
+        self.noise_beta = float(noise_beta)
+        self.risk_aversion = float(risk_aversion)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self._mid = (low + high) / 2
         self._half = (high - low) / 2
@@ -137,7 +150,8 @@ class EFEPlanner:
         actions = flat.transpose(0, 1)
         states, gains = rollout(self.dynamics, state, actions, compiled=self.compile)
         return score(self.preference, states, actions, gains, epistemic_weight=self.epistemic_weight,
-                     discount=self.discount, terminal_value=self.terminal_value)
+                     discount=self.discount, terminal_value=self.terminal_value,
+                     risk_aversion=self.risk_aversion)
 
     @torch.no_grad()
     def plan(self, obs: Tensor, rows: Tensor | None = None) -> Tensor:
@@ -175,7 +189,7 @@ class EFEPlanner:
         mean, std = warm, torch.full_like(warm, self.init_std)
         state = obs.repeat_interleave(c, 0)
         for _ in range(self.iterations):
-            noise = torch.randn(e, c, h, a, generator=self.generator, device=self.device)
+            noise = colored_normal((e, c, h, a), self.noise_beta, self.generator, dim=2, device=self.device)
             noise[:, 0] = 0.0  # the current mean is always a candidate
             cand = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp(-1.0, 1.0)
             values = self._values(state, (self._mid + self._half * cand).reshape(e * c, h, a)).reshape(e, c)

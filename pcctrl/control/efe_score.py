@@ -53,12 +53,14 @@ def rollout(dynamics: Dynamics, obs: Tensor, actions: Tensor, *,
 
 
 def score(preference: Preference, states: Tensor, actions: Tensor, gains: Tensor | None, *,
-          epistemic_weight: float, discount: float, terminal_value: TerminalValue | None) -> Tensor:
+          epistemic_weight: float, discount: float, terminal_value: TerminalValue | None,
+          risk_aversion: float = 0.0) -> Tensor:
     """``-G`` of each candidate ``(N,)`` from its rollout: ``states (H+1, N, k, d)``, ``actions (H, N, a)``.
 
     Per member ``k``: ``sum_t discount^t alive_t [log p~(o_t, a_t, o_{t+1}) + w IG_t]`` plus
-    ``discount^H alive_H V(o_H)``, averaged over members (NaN counts as ``-inf``). The sum runs
-    step by step in float32, in the order of a step-by-step planner.
+    ``discount^H alive_H V(o_H)``, averaged over members (NaN counts as ``-inf``), less
+    ``risk_aversion`` times the members' standard deviation of it (with two or more members).
+    The sum runs step by step in float32, in the order of a step-by-step planner.
     """
     h, members = actions.shape[0], states.shape[2]
     acts = actions.unsqueeze(2).expand(-1, -1, members, -1)
@@ -80,4 +82,7 @@ def score(preference: Preference, states: Tensor, actions: Tensor, gains: Tensor
         end = states[-1].contiguous()
         tail = terminal_value(end).reshape(end.shape[:2])
         total = total + weight * (tail if alive is None else tail * alive[-1])
-    return torch.nan_to_num(total.mean(1), nan=-torch.inf)
+    value = total.mean(1)
+    if risk_aversion and members > 1:
+        value = value - risk_aversion * total.std(1)
+    return torch.nan_to_num(value, nan=-torch.inf)

@@ -165,7 +165,7 @@ def guarded_step(
         if grad_norms is not None and all(id(p) in grad_norms for p in params):
             known = [grad_norms[id(p)] for p in params]
         with torch.no_grad():
-            bad = _violation([p.grad for p in params], [p.detach() for p in params], max_update,
+            bad = _violation([p.grad for p in params], params, max_update,
                              [lr_of[id(p)] for p in params], known)
         if bad is not None:
             raise fail(*bad)

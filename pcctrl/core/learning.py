@@ -159,7 +159,7 @@ def write_gradients(params: list[nn.Parameter], grads: list[Tensor | None]) -> d
             "Lower the inference step size or check the data."
         )
     for param, grad in zip(params, grads):
-        param.grad = torch.zeros_like(param) if grad is None else grad.detach()
+        param.grad = torch.zeros_like(param) if grad is None else (grad.detach() if grad.requires_grad else grad)
         norms.setdefault(id(param), 0.0)
     return norms
 

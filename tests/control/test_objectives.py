@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,3 +22,24 @@ def test_a_goal_crossed_mid_step_ends_the_step_and_is_collected_once() -> None:
     assert bool(pref.terminated_path(states[0], states[1]).all())
     total = score(pref, states, actions, None, epistemic_weight=0.0, discount=1.0, terminal_value=None)
     assert float(total) == pytest.approx(100.0)
+
+
+def test_half_cheetah_reward_tracks_the_env():
+    gym = pytest.importorskip("gymnasium")
+    pytest.importorskip("mujoco")
+    from pcctrl.control import closed_form_reward
+
+    env = gym.make("HalfCheetah-v5")
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    ours, theirs = [], []
+    for _ in range(400):
+        action = rng.uniform(-1, 1, 6).astype(np.float32)
+        nxt, reward, *_ = env.step(action)
+        ours.append(float(closed_form_reward("HalfCheetah-v5").reward(
+            torch.as_tensor(obs), torch.as_tensor(action), torch.as_tensor(nxt))))
+        theirs.append(float(reward))
+        obs = nxt
+    ours, theirs = np.array(ours), np.array(theirs)
+    assert np.corrcoef(ours, theirs)[0, 1] > 0.93
+    assert np.abs(ours - theirs).mean() < 0.3 * theirs.std()

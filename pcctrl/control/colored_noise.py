@@ -29,7 +29,7 @@ def colored_normal(shape: tuple[int, ...], beta: float, generator: torch.Generat
     # Nyquist) term keeps only its real part, every other frequency contributes twice.
     power = scale.square()
     interior = power[1:-1] if n % 2 == 0 else power[1:]
-    variance = (power[0] + 4 * interior.sum() + (power[-1] if n % 2 == 0 and n > 1 else 0.0)) / n**2
+    variance = (power[0] + 4 * interior.sum() + (power[-1] if n % 2 == 0 else 0.0)) / n**2
     spectrum_shape = list(shape)
     spectrum_shape[dim] = freqs.numel()
     real = torch.randn(spectrum_shape, generator=generator, device=device)

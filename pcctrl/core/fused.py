@@ -93,17 +93,14 @@ def _reused(store: dict[Any, Tensor], key: Any, like: Tensor, shape: Sequence[in
     returns these pages to the OS and faults them in again (on CPU, a fresh 12 MB tensor costs
     more in page faults than the elementwise pass that fills it).
     """
-    held = store.get(key)
-    if held is not None and held.device == like.device:
-        if (held.shape == like.shape if shape is None else tuple(held.shape) == tuple(shape)) \
-                and held.dtype == (like.dtype if dtype is None else dtype) and (held.dim() != 4 or like.dim() != 4):
-            return held
     shape = tuple(like.shape if shape is None else shape)
     dtype = like.dtype if dtype is None else dtype
-    cl = len(shape) == 4 and like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last)
+    four_d = len(shape) == 4  # only a 4-D buffer has a layout to match; the others are made contiguous
+    cl = four_d and like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last)
     fmt = torch.channels_last if cl else torch.contiguous_format
-    if (held is None or tuple(held.shape) != shape or held.dtype != dtype or held.device != like.device
-            or not held.is_contiguous(memory_format=fmt)):
+    held = store.get(key)
+    if (held is None or held.shape != shape or held.dtype != dtype or held.device != like.device
+            or (four_d and not held.is_contiguous(memory_format=fmt))):
         held = torch.empty(shape, dtype=dtype, device=like.device, memory_format=fmt)
         store[key] = held
     return held

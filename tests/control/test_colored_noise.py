@@ -7,14 +7,7 @@ import torch
 from pcctrl.control import EFEPlanner, GoalPrior, known_dynamics
 from pcctrl.control.colored_noise import colored_normal
 from pcctrl.errors import InvalidArgumentError
-
-DT = 0.1
-
-
-def integrator(s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    vel = s[:, 1:] + DT * a
-    return torch.cat((s[:, :1] + DT * vel, vel), 1)
-
+from test_efe_planner import _run, integrator
 
 def _autocorrelation(n: int, beta: float, lag: int) -> float:
     """Closed form for the circular process: sum over frequencies of power x cos(2 pi f lag / n)."""
@@ -62,9 +55,5 @@ def test_planner_with_red_noise_reaches_goal():
     prior = GoalPrior([0.0, 0.0], precision=[10.0, 1.0], action_precision=0.01)
     planner = EFEPlanner(known_dynamics(integrator), prior, torch.tensor([-1.0]), torch.tensor([1.0]),
                          horizon=15, candidates=200, iterations=3, elites=20, seed=0, noise_beta=2.0)
-    s = torch.tensor([[-1.0, 0.0], [1.5, 0.5]])
-    for _ in range(60):
-        a = planner.plan(s)
-        assert a.shape == (2, 1) and bool((a.abs() <= 1.0).all())
-        s = integrator(s, a)
+    s = _run(planner)
     assert float(s.abs().max()) < 0.1, s

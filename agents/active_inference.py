@@ -91,7 +91,14 @@ def _planner(learner: ModelLearner, preference: Any, space: spaces.Box, cfg: AIF
                       momentum=cfg.momentum, temperature=cfg.temperature, init_std=cfg.init_std,
                       epistemic_weight=cfg.epistemic_weight, discount=cfg.discount, seed=cfg.seed, device=device,
                       compile=cfg.compile_planner, noise_beta=cfg.noise_beta,
-                      risk_aversion=cfg.risk_aversion)
+                      risk_aversion=cfg.risk_aversion, cuda_graph=_uses_cuda_graph(cfg, device))
+
+
+def _uses_cuda_graph(cfg: AIFConfig, device: torch.device) -> bool:
+    """``cfg.cuda_graph_planner``, or, when it is ``None``, whether ``device`` is CUDA and the planner is not compiled."""
+    if cfg.cuda_graph_planner is None:
+        return device.type == "cuda" and not cfg.compile_planner
+    return bool(cfg.cuda_graph_planner)
 
 
 class ActiveInferenceAgent(SB3Facade):

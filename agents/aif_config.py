@@ -53,6 +53,9 @@ class AIFConfig:
     ``compile_planner`` runs the planner's model rollout under ``torch.compile``
     (``EFEPlanner(compile=True)``: same numbers up to float rounding; off by default, because the
     rollout is matmul-bound at the defaults and the first plan then waits for the compiler).
+    ``cuda_graph_planner`` replays each planning call as one CUDA graph (``EFEPlanner(cuda_graph=True)``,
+    same numbers as eager); ``None``, the default, turns it on for an agent on a CUDA device unless
+    ``compile_planner`` is set, where small kernels leave a GPU waiting on launches otherwise.
     """
 
     members: int = 5
@@ -97,6 +100,7 @@ class AIFConfig:
     value_discount: float = 0.95
     belief_samples: bool = False
     compile_planner: bool = False
+    cuda_graph_planner: bool | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:

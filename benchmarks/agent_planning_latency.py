@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/agent_planning_latency.py [--env ID ...] [--warmup N] [--steps N]
-        [--threads 1 2] [--device cpu|cuda] [--paths eager compiled]
+        [--threads 1 2] [--device cpu|cuda] [--paths eager compiled graph]
 
 For each env (default: Pendulum-v1, InvertedPendulum-v5, MountainCarContinuous-v0) an
 ``ActiveInferenceAgent(env_id, seed=0)`` at its defaults learns ``--warmup`` env steps (default
@@ -14,7 +14,8 @@ happens every ``action_repeat`` env steps; "per env step" is the planning call's
 ``action_repeat`` (p50/p99 of that) and the mean of ``predict`` over all env steps (amortised,
 including the steps that replay a held action); the CPU-time column (``time.process_time``
 of the process, all threads) is less sensitive to other jobs on a shared machine. Each path
-(``eager``: the plain planner, ``compiled``: ``EFEPlanner(compile=True)``) gets its own
+(``eager``: the plain planner, ``compiled``: ``EFEPlanner(compile=True)``, ``graph``:
+``EFEPlanner(cuda_graph=True)``, CUDA only) gets its own
 planner from the same state; their ``predict`` calls alternate on every env step (the env follows the first path), so load drifts
 hit both alike. The table gives each path's first call (compile included), the ratio of p50s to
 eager, and the largest action difference between the paths.
@@ -50,7 +51,7 @@ def _paths(agent: ActiveInferenceAgent, paths: list[str]) -> dict[str, tuple[obj
     cfg, space = agent.config, agent.env.action_space
     out = {}
     for path in paths:
-        path_cfg = cfg.with_overrides(compile_planner=True) if path == "compiled" else cfg
+        path_cfg = cfg.with_overrides(compile_planner=path == "compiled", cuda_graph_planner=path == "graph")
         planner = _planner(agent.learner, agent.planner.preference, space, path_cfg, agent.device)
         agent.learner.configure(planner)
         planner.load_state_dict(copy.deepcopy(state))
@@ -147,9 +148,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="env steps timed per path")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--paths", nargs="+", default=["eager", "compiled"], choices=["eager", "compiled"])
+    parser.add_argument("--paths", nargs="+", default=None, choices=["eager", "compiled", "graph"],
+                        help="default: eager and compiled, and graph (EFEPlanner(cuda_graph=True)) on CUDA")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.paths is None:
+        args.paths = ["eager", "compiled"] + (["graph"] if device.type == "cuda" else [])
     print(f"# ActiveInferenceAgent planning latency — {platform.machine()}, torch {torch.__version__}, "
           f"device {device}, {args.steps} timed env steps per path")
     rows = []

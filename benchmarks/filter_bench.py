@@ -360,14 +360,14 @@ def main() -> None:
               f"   / UKF {value / res['UKF (filterpy)']:.4f}")
     for threads in args.threads:
         torch.set_num_threads(threads)
-        print(f"\n## Update latency, batch 1, CPU, torch threads = {threads} (median of 5 rounds)")
+        print(f"\n## Update latency, batch 1, PC filters on {args.device}, torch threads = {threads} (median of 5 rounds)")
         for name, value in latency(repeats).items():
             print(f"  {name:<72} {value * 1e6:9.1f} us")
         print(f"\n## Single update calls while replaying 4 recorded episodes, torch threads = {threads}: "
               "median, p99")
         for name, (med, p99) in per_update(1 if args.quick else 3).items():
             print(f"  {name:<72} {med * 1e6:9.1f} us   p99 {p99 * 1e6:9.1f} us")
-        print(f"\n## Throughput, batch 1024, CPU, torch threads = {threads}")
+        print(f"\n## Throughput, batch 1024, PC filters on {args.device}, torch threads = {threads}")
         for name, value in throughput(1024, max(repeats // 20, 20)).items():
             print(f"  {name:<72} {value / 1e6:9.3f} M filter-updates/s")
 

@@ -11,6 +11,7 @@ from torch import Tensor
 from ..errors import InvalidArgumentError, ShapeError
 from .colored_noise import colored_normal
 from .efe_score import Dynamics, TerminalValue, rollout, score
+from .graphed_call import GraphedCall
 from .objectives import Preference
 Method = Literal["cem", "mppi"]
 
@@ -57,7 +58,10 @@ class EFEPlanner:
     plans that first swing away from the goal (iCEM's sampler). ``risk_aversion = kappa > 0`` scores
     a candidate by the members' mean value less ``kappa`` times their standard deviation (a lower
     confidence bound): plans whose outcome the ensemble disagrees on, which a search can exploit
-    in a learned model, lose to plans it agrees on.
+    in a learned model, lose to plans it agrees on. ``cuda_graph=True`` (CUDA only) replays each
+    search, all iterations, as one captured CUDA graph (:class:`~pcctrl.control.graphed_call.GraphedCall`):
+    the same numbers as eager, without a kernel launch per operation. It is captured again on the
+    first plan after a ``set_*`` call or a change of shape or setting; the noise is drawn outside it.
     """
 
     def __init__(self, dynamics: Dynamics, preference: Preference, action_low: Tensor, action_high: Tensor, *,
@@ -65,7 +69,8 @@ class EFEPlanner:
                  elites: int = 20, momentum: float = 0.1, temperature: float = 1.0, init_std: float = 0.5,
                  epistemic_weight: float = 0.0, discount: float = 1.0, seed: int = 0,
                  device: torch.device | str = "cpu", terminal_value: TerminalValue | None = None,
-                 compile: bool = False, noise_beta: float = 0.0, risk_aversion: float = 0.0) -> None:
+                 compile: bool = False, noise_beta: float = 0.0, risk_aversion: float = 0.0,
+                 cuda_graph: bool = False) -> None:
         if method not in ("cem", "mppi"):
             raise InvalidArgumentError("method", f"must be 'cem' or 'mppi', got {method!r}")
         low = torch.as_tensor(action_low, dtype=torch.float32, device=device).reshape(-1)
@@ -88,6 +93,10 @@ class EFEPlanner:
             raise InvalidArgumentError("risk_aversion", f"must be >= 0, got {risk_aversion}")
         if epistemic_weight < 0:
             raise InvalidArgumentError("epistemic_weight", f"must be non-negative, got {epistemic_weight}")
+        if cuda_graph and compile:
+            raise InvalidArgumentError("cuda_graph", "replays the whole search as one graph; drop compile=True")
+        if cuda_graph and torch.device(device).type != "cuda":
+            raise InvalidArgumentError("cuda_graph", f"needs a CUDA device, got device={device!r}")
         self.dynamics, self.preference = dynamics, preference
         self.terminal_value: TerminalValue | None = None
         self.set_terminal_value(terminal_value)
@@ -106,6 +115,8 @@ class EFEPlanner:
         self.mean: Tensor | None = None  # warm start, (E, H, a) in [-1, 1] units
         self.std: Tensor | None = None
         self.last_plan: Tensor | None = None  # the searched action sequences of the last plan, (E, H, a)
+        self._graphed = GraphedCall(self._iterate) if cuda_graph else None
+        self._graph_key: tuple[object, ...] | None = None
 
     @property
     def action_dim(self) -> int:
@@ -117,12 +128,14 @@ class EFEPlanner:
         if not callable(dynamics):
             raise InvalidArgumentError("dynamics", f"must be callable, got {type(dynamics).__name__}")
         self.dynamics = dynamics
+        self._graph_key = None
 
     def set_epistemic_weight(self, weight: float) -> None:
         """Scale the information gain by ``weight`` from now on (e.g. a schedule that decays it)."""
         if not weight >= 0:
             raise InvalidArgumentError("epistemic_weight", f"must be non-negative, got {weight}")
         self.epistemic_weight = float(weight)
+        self._graph_key = None
 
     def set_terminal_value(self, terminal_value: TerminalValue | None) -> None:
         """Add ``terminal_value`` beyond the horizon from now on (``None``: stop adding one)."""
@@ -130,6 +143,7 @@ class EFEPlanner:
             raise InvalidArgumentError("terminal_value",
                                        f"must be callable or None, got {type(terminal_value).__name__}")
         self.terminal_value = terminal_value
+        self._graph_key = None
 
     def reset(self, rows: Tensor | None = None) -> None:
         """Forget the warm start (of all environments, or of the boolean ``rows``)."""
@@ -186,12 +200,34 @@ class EFEPlanner:
     def _search(self, obs: Tensor, warm: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """CEM/MPPI from the warm start ``warm (E, H, a)``: first actions, shifted mean, final std."""
         e, h, a, c = obs.shape[0], self.horizon, self.action_dim, self.candidates
+        # All iterations' noise first, in the order the iterations use it: the search itself draws
+        # nothing, so it can be replayed as a CUDA graph with the same numbers.
+        noise = torch.stack([colored_normal((e, c, h, a), self.noise_beta, self.generator, dim=2, device=self.device)
+                             for _ in range(self.iterations)])
+        noise[:, :, 0] = 0.0  # the current mean is always a candidate
+        if self._graphed is not None:
+            key = self._captured_settings()
+            if key != self._graph_key:  # a setting the graph froze has changed: capture again
+                self._graphed.invalidate()
+                self._graph_key = key
+            action, mean, std, self.last_plan = self._graphed(obs, warm, noise)
+        else:
+            action, mean, std, self.last_plan = self._iterate(obs, warm, noise)
+        return action, mean, std
+
+    def _captured_settings(self) -> tuple[object, ...]:
+        """What a captured search depends on besides its tensor inputs (objects compare by identity)."""
+        return (self.dynamics, self.preference, self.terminal_value, self.method, self.elites, self.momentum,
+                self.temperature, self.init_std, self.epistemic_weight, self.discount, self.risk_aversion,
+                self.iterations, self.horizon, self.candidates)
+
+    def _iterate(self, obs: Tensor, warm: Tensor, noise: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The search's iterations on given ``noise (iterations, E, C, H, a)``; also returns the plan."""
+        e, h, a, c = obs.shape[0], self.horizon, self.action_dim, self.candidates
         mean, std = warm, torch.full_like(warm, self.init_std)
-        state = obs.repeat_interleave(c, 0)
-        for _ in range(self.iterations):
-            noise = colored_normal((e, c, h, a), self.noise_beta, self.generator, dim=2, device=self.device)
-            noise[:, 0] = 0.0  # the current mean is always a candidate
-            cand = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp(-1.0, 1.0)
+        state = obs.unsqueeze(1).expand(e, c, *obs.shape[1:]).reshape(e * c, *obs.shape[1:])
+        for i in range(self.iterations):
+            cand = (mean.unsqueeze(1) + std.unsqueeze(1) * noise[i]).clamp(-1.0, 1.0)
             values = self._values(state, (self._mid + self._half * cand).reshape(e * c, h, a)).reshape(e, c)
             if self.method == "cem":
                 top = values.topk(self.elites, dim=1).indices
@@ -203,8 +239,8 @@ class EFEPlanner:
                 w = torch.softmax((values - values.max(1, keepdim=True).values) / self.temperature, dim=1)
                 mean = (w[:, :, None, None] * cand).sum(1)
         action = self._mid + self._half * mean[:, 0]
-        self.last_plan = self._mid + self._half * mean
-        return action, torch.cat((mean[:, 1:], torch.zeros_like(mean[:, :1])), 1), std
+        plan = self._mid + self._half * mean
+        return action, torch.cat((mean[:, 1:], torch.zeros_like(mean[:, :1])), 1), std, plan
 
     def sample_first(self, action: Tensor, rows: Tensor | None = None) -> Tensor:
         """A stochastic first action around ``action`` with the search's last spread (in bounds).

@@ -134,9 +134,14 @@ class EnsembleRollout:
                                                self.var_scale, self.with_gain)
             return states, gains
         shape = (h + 1, k, n, d + a)
-        buf = self._buffer
+        # Under CUDA-graph capture the buffer belongs to the graph: keeping it here would hand the
+        # graph's memory to later eager calls.
+        capturing = obs.is_cuda and torch.cuda.is_current_stream_capturing()
+        buf = None if capturing else self._buffer
         if buf is None or buf.shape != shape or buf.dtype != obs.dtype or buf.device != obs.device:
-            buf = self._buffer = obs.new_zeros(shape)
+            buf = obs.new_zeros(shape)
+            if not capturing:
+                self._buffer = buf
         buf[:h, :, :, d:] = actions.unsqueeze(1)
         buf[0, :, :, :d] = obs.transpose(0, 1) if per_member else obs
         gains = _horizon(buf, self.weights, self.biases, self.var, self.hi, self.var_scale, self.with_gain)

@@ -195,7 +195,10 @@ class ExportedController:
             program = torch.export.load(io.BytesIO(path.read_bytes()))
             if self.device.type != "cpu":
                 # Rewrites device-bearing ops too (a plain .to() on the module moves only its tensors).
-                program = torch.export.passes.move_to_device_pass(program, self.device)
+                # Imported by name: torch 2.11 does not load the submodule with torch.export.
+                from torch.export.passes import move_to_device_pass
+
+                program = move_to_device_pass(program, self.device)
             self._module = program.module()
         elif self.format == "aoti":
             if self.device.type != "cpu":

@@ -95,7 +95,7 @@ def _planner(learner: ModelLearner, preference: Any, space: spaces.Box, cfg: AIF
 
 
 def _uses_cuda_graph(cfg: AIFConfig, device: torch.device) -> bool:
-    """``cfg.cuda_graph_planner``, or, when it is ``None``, whether ``device`` is CUDA and the planner is not compiled."""
+    """``cfg.cuda_graph_planner``; where that is ``None``, whether ``device`` is CUDA and the planner not compiled."""
     if cfg.cuda_graph_planner is None:
         return device.type == "cuda" and not cfg.compile_planner
     return bool(cfg.cuda_graph_planner)

@@ -30,6 +30,33 @@ def known_dynamics(step: Callable[[Tensor, Tensor], Tensor]) -> Dynamics:
     return dynamics
 
 
+def _check_settings(*, method: str, horizon: int, candidates: int, iterations: int, elites: int, momentum: float,
+                    temperature: float, init_std: float, discount: float, noise_beta: float, risk_aversion: float,
+                    epistemic_weight: float, cuda_graph: bool, compile: bool, device: torch.device | str) -> None:
+    """Raise :class:`InvalidArgumentError` for the first of :class:`EFEPlanner`'s settings that is out of range."""
+    if method not in ("cem", "mppi"):
+        raise InvalidArgumentError("method", f"must be 'cem' or 'mppi', got {method!r}")
+    for name, value in (("horizon", horizon), ("candidates", candidates), ("iterations", iterations),
+                        ("elites", elites)):
+        if int(value) < 1:
+            raise InvalidArgumentError(name, f"must be at least 1, got {value}")
+    if elites > candidates:
+        raise InvalidArgumentError("elites", f"({elites}) cannot exceed candidates ({candidates})")
+    if not 0 <= momentum < 1 or not temperature > 0 or not init_std > 0 or not 0 < discount <= 1:
+        raise InvalidArgumentError("momentum", "need 0 <= momentum < 1, temperature > 0, init_std > 0, "
+                                               "0 < discount <= 1")
+    if not noise_beta >= 0:
+        raise InvalidArgumentError("noise_beta", f"must be >= 0, got {noise_beta}")
+    if not risk_aversion >= 0:
+        raise InvalidArgumentError("risk_aversion", f"must be >= 0, got {risk_aversion}")
+    if epistemic_weight < 0:
+        raise InvalidArgumentError("epistemic_weight", f"must be non-negative, got {epistemic_weight}")
+    if cuda_graph and compile:
+        raise InvalidArgumentError("cuda_graph", "replays the whole search as one graph; drop compile=True")
+    if cuda_graph and torch.device(device).type != "cuda":
+        raise InvalidArgumentError("cuda_graph", f"needs a CUDA device, got device={device!r}")
+
+
 class EFEPlanner:
     """Chooses actions by minimising expected free energy over a receding horizon.
 
@@ -71,34 +98,18 @@ class EFEPlanner:
                  device: torch.device | str = "cpu", terminal_value: TerminalValue | None = None,
                  compile: bool = False, noise_beta: float = 0.0, risk_aversion: float = 0.0,
                  cuda_graph: bool = False) -> None:
-        if method not in ("cem", "mppi"):
-            raise InvalidArgumentError("method", f"must be 'cem' or 'mppi', got {method!r}")
+        _check_settings(method=method, horizon=horizon, candidates=candidates, iterations=iterations, elites=elites,
+                        momentum=momentum, temperature=temperature, init_std=init_std, discount=discount,
+                        noise_beta=noise_beta, risk_aversion=risk_aversion, epistemic_weight=epistemic_weight,
+                        cuda_graph=cuda_graph, compile=compile, device=device)
         low = torch.as_tensor(action_low, dtype=torch.float32, device=device).reshape(-1)
         high = torch.as_tensor(action_high, dtype=torch.float32, device=device).reshape(-1)
         if low.shape != high.shape or not bool(torch.isfinite(low).all() and torch.isfinite(high).all()) \
                 or not bool((high > low).all()):
             raise InvalidArgumentError("action_low", "action bounds must be finite, of equal shape, with high > low")
-        for name, value in (("horizon", horizon), ("candidates", candidates), ("iterations", iterations),
-                            ("elites", elites)):
-            if int(value) < 1:
-                raise InvalidArgumentError(name, f"must be at least 1, got {value}")
-        if elites > candidates:
-            raise InvalidArgumentError("elites", f"({elites}) cannot exceed candidates ({candidates})")
-        if not 0 <= momentum < 1 or not temperature > 0 or not init_std > 0 or not 0 < discount <= 1:
-            raise InvalidArgumentError("momentum", "need 0 <= momentum < 1, temperature > 0, init_std > 0, "
-                                                   "0 < discount <= 1")
-        if not noise_beta >= 0:
-            raise InvalidArgumentError("noise_beta", f"must be >= 0, got {noise_beta}")
-        if not risk_aversion >= 0:
-            raise InvalidArgumentError("risk_aversion", f"must be >= 0, got {risk_aversion}")
-        if epistemic_weight < 0:
-            raise InvalidArgumentError("epistemic_weight", f"must be non-negative, got {epistemic_weight}")
-        if cuda_graph and compile:
-            raise InvalidArgumentError("cuda_graph", "replays the whole search as one graph; drop compile=True")
-        if cuda_graph and torch.device(device).type != "cuda":
-            raise InvalidArgumentError("cuda_graph", f"needs a CUDA device, got device={device!r}")
         self.dynamics, self.preference = dynamics, preference
         self.terminal_value: TerminalValue | None = None
+        self._revision = 0
         self.set_terminal_value(terminal_value)
         self.low, self.high = low, high
         self.horizon, self.method, self.candidates = int(horizon), method, int(candidates)
@@ -106,17 +117,13 @@ class EFEPlanner:
         self.temperature, self.init_std = float(temperature), float(init_std)
         self.epistemic_weight, self.discount = float(epistemic_weight), float(discount)
         self.device = torch.device(device)
-        self.compile = bool(compile)
-        self.noise_beta = float(noise_beta)
-        self.risk_aversion = float(risk_aversion)
+        self.compile, self.noise_beta, self.risk_aversion = bool(compile), float(noise_beta), float(risk_aversion)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self._mid = (low + high) / 2
-        self._half = (high - low) / 2
+        self._mid, self._half = (low + high) / 2, (high - low) / 2
         self.mean: Tensor | None = None  # warm start, (E, H, a) in [-1, 1] units
         self.std: Tensor | None = None
         self.last_plan: Tensor | None = None  # the searched action sequences of the last plan, (E, H, a)
         self._graphed = GraphedCall(self._iterate) if cuda_graph else None
-        self._graph_key: tuple[object, ...] | None = None
 
     @property
     def action_dim(self) -> int:
@@ -128,14 +135,14 @@ class EFEPlanner:
         if not callable(dynamics):
             raise InvalidArgumentError("dynamics", f"must be callable, got {type(dynamics).__name__}")
         self.dynamics = dynamics
-        self._graph_key = None
+        self._revision += 1  # a set_* call: capture again
 
     def set_epistemic_weight(self, weight: float) -> None:
         """Scale the information gain by ``weight`` from now on (e.g. a schedule that decays it)."""
         if not weight >= 0:
             raise InvalidArgumentError("epistemic_weight", f"must be non-negative, got {weight}")
         self.epistemic_weight = float(weight)
-        self._graph_key = None
+        self._revision += 1  # a set_* call: capture again
 
     def set_terminal_value(self, terminal_value: TerminalValue | None) -> None:
         """Add ``terminal_value`` beyond the horizon from now on (``None``: stop adding one)."""
@@ -143,7 +150,7 @@ class EFEPlanner:
             raise InvalidArgumentError("terminal_value",
                                        f"must be callable or None, got {type(terminal_value).__name__}")
         self.terminal_value = terminal_value
-        self._graph_key = None
+        self._revision += 1  # a set_* call: capture again
 
     def reset(self, rows: Tensor | None = None) -> None:
         """Forget the warm start (of all environments, or of the boolean ``rows``)."""
@@ -205,21 +212,17 @@ class EFEPlanner:
         noise = torch.stack([colored_normal((e, c, h, a), self.noise_beta, self.generator, dim=2, device=self.device)
                              for _ in range(self.iterations)])
         noise[:, :, 0] = 0.0  # the current mean is always a candidate
-        if self._graphed is not None:
-            key = self._captured_settings()
-            if key != self._graph_key:  # a setting the graph froze has changed: capture again
-                self._graphed.invalidate()
-                self._graph_key = key
-            action, mean, std, self.last_plan = self._graphed(obs, warm, noise)
-        else:
+        if self._graphed is None:
             action, mean, std, self.last_plan = self._iterate(obs, warm, noise)
+        else:
+            action, mean, std, self.last_plan = self._graphed(obs, warm, noise, settings=self._captured_settings())
         return action, mean, std
 
     def _captured_settings(self) -> tuple[object, ...]:
         """What a captured search depends on besides its tensor inputs (objects compare by identity)."""
-        return (self.dynamics, self.preference, self.terminal_value, self.method, self.elites, self.momentum,
-                self.temperature, self.init_std, self.epistemic_weight, self.discount, self.risk_aversion,
-                self.iterations, self.horizon, self.candidates)
+        return (self._revision, self.dynamics, self.preference, self.terminal_value, self.method, self.elites,
+                self.momentum, self.temperature, self.init_std, self.epistemic_weight, self.discount,
+                self.risk_aversion, self.iterations, self.horizon, self.candidates)
 
     def _iterate(self, obs: Tensor, warm: Tensor, noise: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The search's iterations on given ``noise (iterations, E, C, H, a)``; also returns the plan."""

@@ -27,12 +27,14 @@ class GraphedCall:
     The first call with a new set of input shapes runs ``fn`` eagerly (a warm-up on a side stream;
     its result is returned), then captures it; later calls with those shapes copy the inputs into
     the captured ones, replay, and return copies of the outputs. The ``max_shapes`` most recently
-    used shape sets keep their graphs (a planner asked for changing subsets of its environments). ``fn`` must be a pure function of its tensor
-    inputs and of tensors that stay alive and in place between calls (weights); anything else it
-    reads (Python numbers, replaced tensors) is frozen at capture, so call :meth:`invalidate`
-    whenever that changes. It must draw no random numbers (pass noise in as an input). If a
-    capture fails (``fn`` synchronises with the host, say), the failure is logged once, and every
-    later call runs ``fn`` eagerly: the numbers are the same either way.
+    used shape sets keep their graphs (a planner asked for changing subsets of its environments).
+    ``fn`` must be a pure function of its tensor inputs and of tensors that stay alive and in place
+    between calls (weights); anything else it reads (Python numbers, replaced tensors) is frozen at
+    capture: pass it as ``settings`` (a tuple; objects compare by identity and are kept alive), and
+    a call whose settings differ from the last call's captures again. It must draw no random
+    numbers (pass noise in as an input). If a capture fails (``fn`` synchronises with the host,
+    say), the failure is logged once, and every later call runs ``fn`` eagerly: the numbers are the
+    same either way.
     """
 
     def __init__(self, fn: Callable[..., tuple[Tensor, ...]], max_shapes: int = 8) -> None:
@@ -41,6 +43,7 @@ class GraphedCall:
         self.captures = 0
         self.failure: str | None = None
         self._captures: OrderedDict[tuple, _Capture] = OrderedDict()
+        self._settings: tuple = ()
 
     def invalidate(self) -> None:
         """Drop every captured graph: each shape captures again on its next call."""
@@ -51,9 +54,12 @@ class GraphedCall:
         """Whether some shape replays a graph (``False`` before the first capture or after a failed one)."""
         return bool(self._captures)
 
-    def __call__(self, *inputs: Tensor) -> tuple[Tensor, ...]:
+    def __call__(self, *inputs: Tensor, settings: tuple = ()) -> tuple[Tensor, ...]:
         if self.failure is not None:
             return self.fn(*inputs)
+        if settings != self._settings:
+            self.invalidate()
+            self._settings = settings
         key = tuple((t.shape, t.dtype, t.device) for t in inputs)
         cap = self._captures.get(key)
         if cap is None:

@@ -360,7 +360,8 @@ def main() -> None:
               f"   / UKF {value / res['UKF (filterpy)']:.4f}")
     for threads in args.threads:
         torch.set_num_threads(threads)
-        print(f"\n## Update latency, batch 1, PC filters on {args.device}, torch threads = {threads} (median of 5 rounds)")
+        print(f"\n## Update latency, batch 1, PC filters on {args.device}, torch threads = {threads} "
+              "(median of 5 rounds)")
         for name, value in latency(repeats).items():
             print(f"  {name:<72} {value * 1e6:9.1f} us")
         print(f"\n## Single update calls while replaying 4 recorded episodes, torch threads = {threads}: "

@@ -9,18 +9,13 @@ from pcctrl.control import EFEPlanner, GoalPrior, known_dynamics
 from pcctrl.control.graphed_call import GraphedCall
 from pcctrl.errors import InvalidArgumentError
 from pcctrl.models import DynamicsEnsemble
+from test_planner_speed_paths import _fitted_ensemble
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def _ensemble(seed: int, device: str) -> DynamicsEnsemble:
-    g = torch.Generator().manual_seed(seed)
-    obs = torch.randn(300, 3, generator=g)
-    act = torch.rand(300, 1, generator=g) * 4 - 2
-    nxt = obs + 0.1 * torch.tanh(obs.roll(1, -1)) + 0.05 * act + 0.01 * torch.randn(300, 3, generator=g)
-    ens = DynamicsEnsemble(3, 1, members=4, hidden=(16, 16), seed=seed)
-    ens.fit(obs, act, nxt, steps=20)
-    return ens.to(device)
+    return _fitted_ensemble(members=4, seed=seed).to(device)
 
 
 def _pair(dynamics, device: str = "cuda", **kw) -> tuple[EFEPlanner, EFEPlanner]:
